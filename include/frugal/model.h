@@ -1,0 +1,108 @@
+// Loading a model and running its forward pass.
+//
+// The forward pass always takes a batch: a list of (sequence, position,
+// token) entries. A single prompt is a batch of one sequence; continuous
+// batching, prefix sharing and speculative verification are scheduling
+// decisions on top of the same call. Keys and values live in a paged KV cache
+// addressed through per-sequence block tables (see KvCache).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "frugal/status.h"
+
+namespace frugal {
+
+class GgufFile;
+class Tokenizer;
+class ThreadPool;
+struct ModelImpl;
+struct ContextImpl;
+
+struct ModelInfo {
+  std::string architecture;  // general.architecture ("llama", "qwen2", ...)
+  std::string name;          // general.name, if any
+  int64_t n_params = 0;
+  uint64_t weight_bytes = 0;  // bytes of all weight tensors
+  int n_vocab = 0;
+  int n_embd = 0;
+  int n_layer = 0;
+  int n_head = 0;
+  int n_head_kv = 0;
+  int head_dim = 0;
+  int n_ff = 0;
+  int n_ctx_train = 0;
+  std::string weight_type;  // dominant tensor type, e.g. "Q4_0"
+};
+
+struct ModelOptions {
+  int n_threads = 0;  // 0: default_thread_count() (respects cgroup quotas)
+};
+
+class Model {
+ public:
+  static Expected<std::unique_ptr<Model>> load(const std::string& path,
+                                               const ModelOptions& options = {});
+  ~Model();
+
+  const ModelInfo& info() const;
+  const Tokenizer& tokenizer() const;
+  ThreadPool& thread_pool() const;
+  const ModelImpl& impl() const { return *impl_; }
+
+ private:
+  Model();
+  std::unique_ptr<ModelImpl> impl_;
+};
+
+// One token to process: sequence id, its position in that sequence, and
+// whether the caller wants the logits of this position.
+struct BatchEntry {
+  int32_t seq = 0;
+  int32_t pos = 0;
+  int32_t token = 0;
+  bool want_logits = false;
+};
+
+struct ContextOptions {
+  int max_sequences = 1;     // distinct sequence ids in [0, max_sequences)
+  int max_context = 0;       // tokens per sequence; 0: the model's training context
+  int max_batch_tokens = 512;  // entries per forward() call
+  int kv_block_tokens = 16;  // tokens per KV cache block
+  int kv_blocks = 0;         // 0: enough for max_sequences full contexts
+};
+
+// Per-stream state: the KV cache and the scratch buffers of the forward pass,
+// all reserved at creation so the token loop allocates nothing.
+class InferenceContext {
+ public:
+  static Expected<std::unique_ptr<InferenceContext>> create(const Model& model,
+                                                            const ContextOptions& options = {});
+  ~InferenceContext();
+
+  // Runs the batch; on success `logits` holds n_vocab floats per entry with
+  // want_logits, in batch order. Entries of one sequence must come in
+  // increasing position order; positions must continue that sequence's cache
+  // (pos == current length) or overwrite from an earlier point (the cache is
+  // truncated there first).
+  Status forward(std::span<const BatchEntry> batch, std::vector<float>& logits);
+
+  // Forgets a sequence and frees its KV blocks.
+  void clear_sequence(int32_t seq);
+  // Keeps only the first n_tokens of a sequence.
+  void truncate_sequence(int32_t seq, int32_t n_tokens);
+  int32_t sequence_length(int32_t seq) const;
+  // Fraction of KV blocks in use, in [0, 1].
+  double kv_usage() const;
+  const ContextOptions& options() const;
+
+ private:
+  InferenceContext();
+  std::unique_ptr<ContextImpl> impl_;
+};
+
+}  // namespace frugal

@@ -1,0 +1,238 @@
+#include <algorithm>
+#include <map>
+
+#include "model/model_impl.h"
+#include "kernels/cpu/vec_ops.h"
+#include "quant/reference.h"
+
+namespace frugal {
+
+Model::Model() : impl_(std::make_unique<ModelImpl>()) {}
+Model::~Model() = default;
+const ModelInfo& Model::info() const { return impl_->info; }
+const Tokenizer& Model::tokenizer() const { return *impl_->tokenizer; }
+ThreadPool& Model::thread_pool() const { return *impl_->pool; }
+
+namespace {
+
+Status read_rope_freq_factors(const GgufFile& f, HParams& hp) {
+  const GgufTensorInfo* t = f.find_tensor("rope_freqs.weight");
+  if (t == nullptr) return Status::Ok();
+  if (t->n_elements != hp.n_rot / 2)
+    return corrupt_data("tensor 'rope_freqs.weight' has " + std::to_string(t->n_elements) +
+                        " elements, expected rope.dimension_count/2 = " + std::to_string(hp.n_rot / 2));
+  hp.rope_freq_factors.resize(t->n_elements);
+  return quant::dequantize_row(t->type, t->data, hp.rope_freq_factors.data(), t->n_elements)
+      .with_context("tensor 'rope_freqs.weight'");
+}
+
+void fill_info(ModelImpl& m) {
+  ModelInfo& info = m.info;
+  const HParams& hp = m.hp;
+  info.architecture = hp.arch;
+  if (auto name = m.file->get_string("general.name"); name.ok() && name->has_value()) info.name = **name;
+  info.n_vocab = hp.n_vocab;
+  info.n_embd = hp.n_embd;
+  info.n_layer = hp.n_layer;
+  info.n_head = hp.n_head;
+  info.n_head_kv = hp.n_head_kv;
+  info.head_dim = hp.head_dim;
+  info.n_ff = hp.n_ff;
+  info.n_ctx_train = hp.n_ctx_train;
+  std::map<std::string, uint64_t> bytes_by_type;
+  for (const auto& t : m.file->tensors()) {
+    info.n_params += t.n_elements;
+    info.weight_bytes += t.n_bytes;
+    if (t.dims.size() >= 2) bytes_by_type[std::string(tensor_type_name(t.type))] += t.n_bytes;
+  }
+  uint64_t best = 0;
+  for (const auto& [type, bytes] : bytes_by_type)
+    if (bytes > best) {
+      best = bytes;
+      info.weight_type = type;
+    }
+}
+
+}  // namespace
+
+Expected<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelOptions& options) {
+  std::unique_ptr<Model> model(new Model());
+  ModelImpl& m = *model->impl_;
+  FRUGAL_ASSIGN_OR_RETURN(m.file, GgufFile::open(path));
+  auto fail = [&](const Status& s) { return s.with_context(path); };
+
+  auto arch_name = m.file->get_string("general.architecture");
+  if (!arch_name.ok()) return fail(arch_name.status());
+  if (!arch_name->has_value()) return fail(not_found("missing metadata key 'general.architecture'"));
+  m.arch = find_arch(**arch_name);
+  if (m.arch == nullptr) return fail(unsupported("architecture '" + **arch_name + "'"));
+
+  auto hp = read_hparams(*m.file, **arch_name);
+  if (!hp.ok()) return fail(hp.status());
+  m.hp = std::move(hp).value();
+  m.hp.rope_style = m.arch->rope_style;
+  if (m.arch->adjust_hparams) {
+    Status s = m.arch->adjust_hparams(*m.file, m.hp);
+    if (!s.ok()) return fail(s);
+  }
+  if (Status s = read_rope_freq_factors(*m.file, m.hp); !s.ok()) return fail(s);
+  if (Status s = validate_hparams(m.hp); !s.ok()) return fail(s);
+
+  auto weights = bind_weights(*m.file, m.hp, m.arch->bind);
+  if (!weights.ok()) return fail(weights.status());
+  m.weights = std::move(weights).value();
+
+  auto tok = Tokenizer::from_gguf(*m.file);
+  if (!tok.ok()) return fail(tok.status());
+  m.tokenizer = std::move(tok).value();
+  if (m.tokenizer->n_vocab() > m.hp.n_vocab)
+    return fail(corrupt_data("tokenizer has " + std::to_string(m.tokenizer->n_vocab()) +
+                             " tokens but token_embd.weight only " + std::to_string(m.hp.n_vocab) +
+                             " rows"));
+
+  m.pool = std::make_unique<ThreadPool>(options.n_threads);
+  fill_info(m);
+  return model;
+}
+
+InferenceContext::InferenceContext() : impl_(std::make_unique<ContextImpl>()) {}
+InferenceContext::~InferenceContext() = default;
+const ContextOptions& InferenceContext::options() const { return impl_->options; }
+void InferenceContext::clear_sequence(int32_t seq) { impl_->kv.clear(seq); }
+void InferenceContext::truncate_sequence(int32_t seq, int32_t n) { impl_->kv.truncate(seq, n); }
+int32_t InferenceContext::sequence_length(int32_t seq) const {
+  if (seq < 0 || seq >= impl_->options.max_sequences) return 0;
+  return impl_->kv.length(seq);
+}
+double InferenceContext::kv_usage() const {
+  const int total = impl_->kv.total_blocks();
+  return total == 0 ? 0.0 : double(total - impl_->kv.free_blocks()) / total;
+}
+
+Expected<std::unique_ptr<InferenceContext>> InferenceContext::create(const Model& model,
+                                                                     const ContextOptions& options) {
+  const ModelImpl& m = model.impl();
+  const HParams& hp = m.hp;
+  std::unique_ptr<InferenceContext> ctx(new InferenceContext());
+  ContextImpl& c = *ctx->impl_;
+  c.model = &m;
+  c.options = options;
+  ContextOptions& o = c.options;
+  if (o.max_context <= 0) o.max_context = hp.n_ctx_train;
+  if (o.max_sequences <= 0 || o.max_batch_tokens <= 0 || o.kv_block_tokens <= 0)
+    return invalid_argument("context options must be positive");
+  const int blocks_per_seq = (o.max_context + o.kv_block_tokens - 1) / o.kv_block_tokens;
+  if (o.kv_blocks <= 0) o.kv_blocks = blocks_per_seq * o.max_sequences;
+  FRUGAL_ASSIGN_OR_RETURN(c.kv, KvCache::create({.n_layer = hp.n_layer,
+                                                 .n_head_kv = hp.n_head_kv,
+                                                 .head_dim = hp.head_dim,
+                                                 .block_tokens = o.kv_block_tokens,
+                                                 .n_blocks = o.kv_blocks,
+                                                 .max_sequences = o.max_sequences,
+                                                 .max_context = o.max_context}));
+  const size_t n = o.max_batch_tokens;
+  ForwardBuffers& b = c.buf;
+  b.x.resize(n * hp.n_embd);
+  b.h.resize(n * hp.n_embd);
+  b.q.resize(n * hp.q_dim());
+  b.k.resize(n * hp.kv_dim());
+  b.v.resize(n * hp.kv_dim());
+  b.attn.resize(n * hp.q_dim());
+  b.gate.resize(n * hp.n_ff);
+  b.up.resize(n * hp.n_ff);
+  b.rope_cos.resize(n * (hp.n_rot / 2));
+  b.rope_sin.resize(n * (hp.n_rot / 2));
+  b.rope_inv_freq = rope_inverse_frequencies(hp);
+  b.scores.assign(m.pool->size(), std::vector<float>(o.max_context));
+  c.mm.reserve(static_cast<int64_t>(n), std::max({hp.n_embd, hp.n_ff, hp.q_dim()}));
+  c.first_pos.assign(o.max_sequences, -1);
+  c.last_pos.assign(o.max_sequences, -1);
+  return ctx;
+}
+
+Status InferenceContext::forward(std::span<const BatchEntry> batch, std::vector<float>& logits) {
+  ContextImpl& c = *impl_;
+  const ModelImpl& m = *c.model;
+  const HParams& hp = m.hp;
+  const int64_t n = static_cast<int64_t>(batch.size());
+  if (n == 0) return invalid_argument("empty batch");
+  if (n > c.options.max_batch_tokens)
+    return invalid_argument("batch of " + std::to_string(n) + " tokens exceeds max_batch_tokens " +
+                            std::to_string(c.options.max_batch_tokens));
+
+  // Validate entries and find each sequence's position range.
+  std::fill(c.first_pos.begin(), c.first_pos.end(), -1);
+  std::fill(c.last_pos.begin(), c.last_pos.end(), -1);
+  for (int64_t e = 0; e < n; ++e) {
+    const BatchEntry& be = batch[e];
+    if (be.seq < 0 || be.seq >= c.options.max_sequences)
+      return invalid_argument("batch entry " + std::to_string(e) + ": sequence id " +
+                              std::to_string(be.seq) + " out of range");
+    if (be.token < 0 || be.token >= hp.n_vocab)
+      return invalid_argument("batch entry " + std::to_string(e) + ": token id " +
+                              std::to_string(be.token) + " outside the vocabulary");
+    if (be.pos < 0 || be.pos >= c.options.max_context)
+      return out_of_range("batch entry " + std::to_string(e) + ": position " +
+                          std::to_string(be.pos) + " outside the context of " +
+                          std::to_string(c.options.max_context));
+    int32_t& first = c.first_pos[be.seq];
+    int32_t& last = c.last_pos[be.seq];
+    if (first < 0) {
+      if (be.pos > c.kv.length(be.seq))
+        return invalid_argument("batch entry " + std::to_string(e) + ": position " +
+                                std::to_string(be.pos) + " leaves a gap after the " +
+                                std::to_string(c.kv.length(be.seq)) + " cached tokens of sequence " +
+                                std::to_string(be.seq));
+      first = last = be.pos;
+    } else {
+      if (be.pos != last + 1)
+        return invalid_argument("batch entry " + std::to_string(e) +
+                                ": positions of a sequence must be consecutive");
+      last = be.pos;
+    }
+  }
+  for (int32_t s = 0; s < c.options.max_sequences; ++s) {
+    if (c.first_pos[s] < 0) continue;
+    c.kv.truncate(s, c.first_pos[s]);
+    Status st = c.kv.reserve(s, c.last_pos[s] + 1);
+    if (!st.ok()) {
+      for (int32_t r = 0; r <= s; ++r)
+        if (c.first_pos[r] >= 0) c.kv.truncate(r, c.first_pos[r]);
+      return st;
+    }
+  }
+
+  ForwardBuffers& b = c.buf;
+  for (int64_t e = 0; e < n; ++e)
+    FRUGAL_RETURN_IF_ERROR(read_matrix_row(m.weights.token_embd, batch[e].token, b.x.data() + e * hp.n_embd));
+  rope_tables(hp, b.rope_inv_freq, batch, b.rope_cos.data(), b.rope_sin.data());
+
+  for (int l = 0; l < hp.n_layer; ++l) {
+    LayerContext lc{.hp = hp,
+                    .rope_style = m.hp.rope_style,
+                    .w = m.weights.layers[l],
+                    .layer = l,
+                    .batch = batch,
+                    .kv = c.kv,
+                    .buf = b,
+                    .pool = *m.pool,
+                    .mm = c.mm};
+    m.arch->decoder_layer(lc);
+  }
+  for (int32_t s = 0; s < c.options.max_sequences; ++s)
+    if (c.first_pos[s] >= 0) c.kv.set_length(s, c.last_pos[s] + 1);
+
+  // Final norm and output projection for the rows that want logits.
+  int64_t n_out = 0;
+  for (int64_t e = 0; e < n; ++e) {
+    if (!batch[e].want_logits) continue;
+    kernels::rmsnorm(b.h.data() + n_out * hp.n_embd, b.x.data() + e * hp.n_embd,
+                     m.weights.output_norm.data(), hp.n_embd, hp.rms_eps);
+    ++n_out;
+  }
+  logits.resize(static_cast<size_t>(n_out) * hp.n_vocab);
+  if (n_out > 0) kernels::matmul(m.weights.output, b.h.data(), n_out, logits.data(), *m.pool, c.mm);
+  return Status::Ok();
+}
+
+}  // namespace frugal
