@@ -1,0 +1,77 @@
+// Weight matmul for the model forward pass:
+//   out[t * rows + r] = sum_k W[r, k] * x[t * cols + k],   t < n_tokens.
+// W is stored row-major in its GGUF type (row r = row_size(type, cols)
+// bytes; GGUF dims[0] == cols) and read in place from the mapping.
+//
+// Precision: F32/F16/BF16 weights multiply fp32 activations with fp32
+// accumulation. Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 quantize each activation row to
+// 8-bit blocks of 32 (fp32 scale) and use integer dot products; Q4_K/Q5_K/Q6_K
+// quantize activations to Q8_K blocks of 256. The activation quantization is
+// bit-identical on every ISA, so ISAs differ only in fp32 summation order.
+//
+// n_tokens == 1 runs a GEMV split over rows; n_tokens > 1 runs a blocked GEMM
+// that streams each cache-sized panel of weights once per tile of tokens.
+// The ISA (generic / AVX2+FMA+F16C / AVX-512) is chosen once at run time;
+// FRUGAL_CPU_ISA=generic|avx2|avx512 forces a lower one.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/thread_pool.h"
+#include "frugal/status.h"
+#include "frugal/tensor_type.h"
+
+namespace frugal::kernels {
+
+struct WeightMatrix {
+  TensorType type = TensorType::kF32;
+  const void* data = nullptr;
+  int64_t rows = 0;
+  int64_t cols = 0;
+};
+
+// True when matmul() implements `type`.
+bool matmul_supported(TensorType type);
+
+// Checks what matmul() assumes: a supported type, cols a positive multiple
+// of the block size, rows >= 0, data non-null. Call once when binding
+// weights; matmul() itself treats a violation as a bug and aborts.
+Status validate_weight(const WeightMatrix& w);
+
+// Reusable buffers for quantized activations. reserve() once with the
+// largest (n_tokens, cols) the caller will pass; matmul() then allocates
+// nothing. A call that exceeds the reservation grows the buffer (allocating)
+// rather than failing. Not shareable between concurrent matmul() calls.
+class MatmulScratch {
+ public:
+  MatmulScratch() = default;
+  ~MatmulScratch();
+  MatmulScratch(const MatmulScratch&) = delete;
+  MatmulScratch& operator=(const MatmulScratch&) = delete;
+  MatmulScratch(MatmulScratch&& o) noexcept;
+  MatmulScratch& operator=(MatmulScratch&& o) noexcept;
+
+  void reserve(int64_t max_tokens, int64_t max_cols);
+  size_t capacity_bytes() const { return capacity_; }
+  // Number of times the buffer was (re)allocated; tests use it to check
+  // that matmul() stays allocation-free after reserve().
+  int allocations() const { return allocations_; }
+
+  // Internal: a 64-byte aligned buffer of at least `bytes`.
+  void* ensure(size_t bytes);
+
+ private:
+  void* buf_ = nullptr;
+  size_t capacity_ = 0;
+  int allocations_ = 0;
+};
+
+// Bytes of scratch needed for n_tokens activation rows of `cols` elements
+// (covers every weight type).
+size_t matmul_scratch_bytes(int64_t n_tokens, int64_t cols);
+
+void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* out, ThreadPool& pool,
+            MatmulScratch& scratch);
+
+}  // namespace frugal::kernels
