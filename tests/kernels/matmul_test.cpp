@@ -1,0 +1,256 @@
+// Differential tests of every matmul path (each ISA this CPU has) against a
+// double-precision reference built from the scalar dequantizer.
+//
+// Two checks per output:
+//  1. exactness given the activation quantization: the kernel must equal
+//     sum_k W[r,k] * xq[t,k] (xq = the quantized activations, dequantized)
+//     up to fp32 summation error, bounded by 2e-5 * sum_k |W[r,k] * xq[t,k]|;
+//  2. the activation quantization itself: |sum_k W (x - xq)| is at most
+//     sum over blocks of (d_a / 2) * sum_k |W[r,k]|, since every quant is
+//     rounded to nearest with step d_a. For fp32/fp16/bf16 weights xq == x.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "kernels/cpu/cpu_isa.h"
+#include "kernels/cpu/kernel_table.h"
+#include "kernels/cpu/matmul.h"
+#include "quant/reference.h"
+
+namespace frugal::kernels {
+namespace {
+
+std::vector<CpuIsa> available_isas() {
+  std::vector<CpuIsa> v;
+  for (int i = 0; i <= static_cast<int>(detected_isa()); ++i) v.push_back(static_cast<CpuIsa>(i));
+  return v;
+}
+
+// Restores the detected ISA when a test ends.
+struct IsaGuard {
+  CpuIsa saved = active_isa();
+  ~IsaGuard() { set_isa(saved); }
+};
+
+struct Problem {
+  TensorType type;
+  int64_t rows, cols, n_tokens;
+  std::vector<uint8_t> wq;   // weights in `type`
+  std::vector<float> wf;     // dequantized weights
+  std::vector<float> x;      // activations
+  std::vector<float> xq;     // activations as the kernel sees them
+  std::vector<float> xstep;  // per element: quantization step of its block (0 for fp32 kinds)
+};
+
+Problem make_problem(TensorType type, int64_t rows, int64_t cols, int64_t n_tokens, uint32_t seed) {
+  Problem p{type, rows, cols, n_tokens, {}, {}, {}, {}, {}};
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> w(static_cast<size_t>(rows * cols));
+  for (auto& v : w) v = nd(rng) * 0.1f;
+  const size_t rs = quant::row_size(type, cols);
+  p.wq.resize(rs * rows);
+  p.wf.resize(w.size());
+  for (int64_t r = 0; r < rows; ++r) {
+    EXPECT_TRUE(quant::quantize_row(type, w.data() + r * cols, p.wq.data() + r * rs, cols).ok());
+    EXPECT_TRUE(quant::dequantize_row(type, p.wq.data() + r * rs, p.wf.data() + r * cols, cols).ok());
+  }
+  p.x.resize(static_cast<size_t>(n_tokens * cols));
+  for (auto& v : p.x) v = nd(rng);
+  // Some structure: a zero block and a large outlier.
+  if (cols >= 64) {
+    for (int k = 32; k < 64; ++k) p.x[k] = 0.0f;
+    p.x[cols - 1] = 9.0f;
+  }
+  p.xq = p.x;
+  p.xstep.assign(p.x.size(), 0.0f);
+  const ActKind kind = act_kind(type);
+  for (int64_t t = 0; t < n_tokens && kind != ActKind::kF32; ++t) {
+    const float* xt = p.x.data() + t * cols;
+    if (kind == ActKind::kQ8x32) {
+      std::vector<ActQ8> a(static_cast<size_t>(cols / 32));
+      quant_q8x32_generic(xt, a.data(), cols);
+      for (int64_t b = 0; b < cols / 32; ++b)
+        for (int j = 0; j < 32; ++j) {
+          p.xq[t * cols + b * 32 + j] = a[b].d * a[b].qs[j];
+          p.xstep[t * cols + b * 32 + j] = a[b].d;
+        }
+    } else {
+      std::vector<quant::BlockQ8_K> a(static_cast<size_t>(cols / 256));
+      quant_q8k_generic(xt, a.data(), cols);
+      for (int64_t b = 0; b < cols / 256; ++b)
+        for (int j = 0; j < 256; ++j) {
+          p.xq[t * cols + b * 256 + j] = a[b].d * a[b].qs[j];
+          p.xstep[t * cols + b * 256 + j] = a[b].d;
+        }
+    }
+  }
+  return p;
+}
+
+void check(const Problem& p, const std::vector<float>& out, const std::string& what) {
+  int bad = 0;
+  for (int64_t t = 0; t < p.n_tokens; ++t)
+    for (int64_t r = 0; r < p.rows; ++r) {
+      double exact = 0, mag = 0, full = 0, qbound = 0;
+      for (int64_t k = 0; k < p.cols; ++k) {
+        const double w = p.wf[r * p.cols + k];
+        exact += w * p.xq[t * p.cols + k];
+        mag += std::fabs(w * p.xq[t * p.cols + k]);
+        full += w * p.x[t * p.cols + k];
+        qbound += std::fabs(w) * 0.5 * p.xstep[t * p.cols + k];
+      }
+      const double got = out[t * p.rows + r];
+      const double tol = 2e-5 * mag + 1e-6;
+      if (std::fabs(got - exact) > tol || std::fabs(got - full) > qbound * 1.001 + tol) {
+        if (++bad <= 5)
+          ADD_FAILURE() << what << " t=" << t << " r=" << r << " got " << got << " exact " << exact
+                        << " (tol " << tol << ") fp32-x " << full << " (bound " << qbound << ")";
+      }
+    }
+  EXPECT_EQ(bad, 0) << what;
+}
+
+struct Shape {
+  int64_t rows, cols, n_tokens;
+};
+
+void run_type(TensorType type, const std::vector<Shape>& shapes) {
+  IsaGuard guard;
+  ThreadPool pool1(1), pool3(3);
+  uint32_t seed = 1;
+  for (const Shape& s : shapes) {
+    const Problem p = make_problem(type, s.rows, s.cols, s.n_tokens, seed++);
+    const WeightMatrix w{type, p.wq.data(), s.rows, s.cols};
+    ASSERT_TRUE(validate_weight(w).ok());
+    for (CpuIsa isa : available_isas()) {
+      ASSERT_TRUE(set_isa(isa));
+      for (ThreadPool* pool : {&pool1, &pool3}) {
+        MatmulScratch scratch;
+        std::vector<float> out(static_cast<size_t>(s.rows * s.n_tokens), NAN);
+        matmul(w, p.x.data(), s.n_tokens, out.data(), *pool, scratch);
+        check(p, out,
+              std::string(tensor_type_name(type)) + " " + std::string(isa_name(isa)) + " rows=" +
+                  std::to_string(s.rows) + " cols=" + std::to_string(s.cols) +
+                  " tokens=" + std::to_string(s.n_tokens) + " threads=" + std::to_string(pool->size()));
+      }
+    }
+  }
+}
+
+const std::vector<Shape> kShapes32 = {{1, 32, 1},  {5, 64, 1},   {37, 96, 3},  {130, 384, 7},
+                                      {67, 160, 64}, {16, 1024, 5}, {300, 384, 1}, {9, 32, 13}};
+const std::vector<Shape> kShapes256 = {{1, 256, 1}, {5, 512, 1}, {37, 256, 3},  {130, 768, 7},
+                                       {67, 256, 64}, {300, 512, 1}, {9, 256, 13}};
+const std::vector<Shape> kShapesF = {{1, 1, 1},   {5, 7, 1},    {37, 33, 3},  {130, 384, 7},
+                                     {67, 100, 64}, {300, 384, 1}, {9, 1000, 13}, {13, 8, 5}};
+
+TEST(Matmul, F32) { run_type(TensorType::kF32, kShapesF); }
+TEST(Matmul, F16) { run_type(TensorType::kF16, kShapesF); }
+TEST(Matmul, BF16) { run_type(TensorType::kBF16, kShapesF); }
+TEST(Matmul, Q4_0) { run_type(TensorType::kQ4_0, kShapes32); }
+TEST(Matmul, Q4_1) { run_type(TensorType::kQ4_1, kShapes32); }
+TEST(Matmul, Q5_0) { run_type(TensorType::kQ5_0, kShapes32); }
+TEST(Matmul, Q5_1) { run_type(TensorType::kQ5_1, kShapes32); }
+TEST(Matmul, Q8_0) { run_type(TensorType::kQ8_0, kShapes32); }
+TEST(Matmul, Q4_K) { run_type(TensorType::kQ4_K, kShapes256); }
+TEST(Matmul, Q5_K) { run_type(TensorType::kQ5_K, kShapes256); }
+TEST(Matmul, Q6_K) { run_type(TensorType::kQ6_K, kShapes256); }
+
+// Weights with extreme quants everywhere (all nibbles 0 or 15, all Q6 quants
+// 0 or 63, scales at their limits) catch saturation in integer SIMD paths.
+TEST(Matmul, ExtremeQuants) {
+  IsaGuard guard;
+  ThreadPool pool(1);
+  for (TensorType type : {TensorType::kQ4_0, TensorType::kQ4_1, TensorType::kQ5_0, TensorType::kQ5_1,
+                          TensorType::kQ8_0, TensorType::kQ4_K, TensorType::kQ5_K, TensorType::kQ6_K}) {
+    const int64_t rows = 6, cols = 512, nt = 5;
+    Problem p = make_problem(type, rows, cols, nt, 99);
+    std::mt19937 rng(4);
+    // Random bytes everywhere except the fp16 scales, which must stay finite.
+    const size_t rs = quant::row_size(type, cols);
+    const size_t bsz = rs / (cols / quant::block_size(type));
+    for (size_t i = 0; i < p.wq.size(); ++i) {
+      const size_t off = i % bsz;
+      const bool scale_field = (type == TensorType::kQ6_K) ? off >= 208
+                               : (type == TensorType::kQ4_0 || type == TensorType::kQ5_0 || type == TensorType::kQ8_0) ? off < 2
+                                                                                                                      : off < 4;
+      if (!scale_field) p.wq[i] = (rng() & 1) ? 0xFF : (type == TensorType::kQ8_0 ? 0x81 : 0x00);
+    }
+    for (int64_t r = 0; r < rows; ++r)
+      ASSERT_TRUE(quant::dequantize_row(type, p.wq.data() + r * rs, p.wf.data() + r * cols, cols).ok());
+    // Activations at +-full scale.
+    for (int64_t i = 0; i < nt * cols; ++i) p.x[i] = (rng() & 1) ? 1.0f : -1.0f;
+    p.xq = p.x;  // +-1 quantizes exactly (d = 1/127, q = +-127)
+    for (auto& s : p.xstep) s = 1.0f / 127.0f;
+    const WeightMatrix w{type, p.wq.data(), rows, cols};
+    for (CpuIsa isa : available_isas()) {
+      ASSERT_TRUE(set_isa(isa));
+      MatmulScratch scratch;
+      std::vector<float> out(rows * nt);
+      matmul(w, p.x.data(), nt, out.data(), pool, scratch);
+      check(p, out, std::string(tensor_type_name(type)) + " extreme " + std::string(isa_name(isa)));
+    }
+  }
+}
+
+TEST(Matmul, NoAllocationAfterReserve) {
+  ThreadPool pool(2);
+  MatmulScratch scratch;
+  scratch.reserve(64, 1024);
+  const int before = scratch.allocations();
+  for (TensorType type : {TensorType::kQ8_0, TensorType::kQ4_K, TensorType::kBF16}) {
+    for (int64_t nt : {1, 17, 64}) {
+      Problem p = make_problem(type, 20, 1024, nt, 5);
+      std::vector<float> out(20 * nt);
+      matmul(WeightMatrix{type, p.wq.data(), 20, 1024}, p.x.data(), nt, out.data(), pool, scratch);
+    }
+  }
+  EXPECT_EQ(scratch.allocations(), before);
+}
+
+TEST(Matmul, ValidateWeight) {
+  uint8_t buf[64] = {};
+  EXPECT_TRUE(validate_weight({TensorType::kQ4_0, buf, 1, 32}).ok());
+  EXPECT_FALSE(validate_weight({TensorType::kQ4_0, buf, 1, 48}).ok());
+  EXPECT_FALSE(validate_weight({TensorType::kQ4_K, buf, 1, 384}).ok());
+  EXPECT_FALSE(validate_weight({TensorType::kQ2_K, buf, 1, 256}).ok());
+  EXPECT_FALSE(validate_weight({TensorType::kF32, nullptr, 1, 8}).ok());
+  EXPECT_TRUE(matmul_supported(TensorType::kQ6_K));
+  EXPECT_FALSE(matmul_supported(TensorType::kQ8_K));
+}
+
+TEST(Matmul, ActivationQuantizersMatchAcrossIsas) {
+  IsaGuard guard;
+  std::mt19937 rng(8);
+  std::normal_distribution<float> nd(0.0f, 3.0f);
+  std::vector<float> x(2048);
+  for (auto& v : x) v = nd(rng);
+  for (int i = 0; i < 32; ++i) x[i] = 0.0f;
+  std::vector<ActQ8> a0(64), a1(64);
+  std::vector<quant::BlockQ8_K> k0(8), k1(8);
+  quant_q8x32_generic(x.data(), a0.data(), 2048);
+  quant_q8k_generic(x.data(), k0.data(), 2048);
+  for (CpuIsa isa : available_isas()) {
+    ASSERT_TRUE(set_isa(isa));
+    kernel_table().quant_q8x32(x.data(), a1.data(), 2048);
+    kernel_table().quant_q8k(x.data(), k1.data(), 2048);
+    EXPECT_EQ(std::memcmp(a0.data(), a1.data(), a0.size() * sizeof(ActQ8)), 0) << isa_name(isa);
+    EXPECT_EQ(std::memcmp(k0.data(), k1.data(), k0.size() * sizeof(quant::BlockQ8_K)), 0) << isa_name(isa);
+  }
+}
+
+TEST(CpuIsa, SetIsaRefusesUnsupported) {
+  IsaGuard guard;
+  EXPECT_TRUE(set_isa(CpuIsa::kGeneric));
+  EXPECT_EQ(active_isa(), CpuIsa::kGeneric);
+  if (detected_isa() < CpuIsa::kAvx512) EXPECT_FALSE(set_isa(CpuIsa::kAvx512));
+}
+
+}  // namespace
+}  // namespace frugal::kernels
