@@ -7,11 +7,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <chrono>
+#include <csignal>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <thread>
 #include <vector>
 
 extern char** environ;
@@ -54,13 +58,15 @@ struct CliResult {
   int exit_code = -1;
   bool signaled = false;  // WIFSIGNALED: a crash, abort or sanitizer trap
   int signal = 0;
+  bool timed_out = false;  // killed by run_cli after `timeout_s`
   std::string out;
   std::string err;
 };
 
 // Runs FRUGAL_CLI with `args`, stdout/stderr captured through files in `dir`.
+// A child still running after `timeout_s` is killed and reported as timed out.
 inline CliResult run_cli(const std::vector<std::string>& args, const ScratchDir& dir,
-                         const std::string& tag) {
+                         const std::string& tag, int timeout_s = 300) {
   CliResult r;
   const std::string out_path = dir.file(tag + ".stdout");
   const std::string err_path = dir.file(tag + ".stderr");
@@ -80,8 +86,18 @@ inline CliResult run_cli(const std::vector<std::string>& args, const ScratchDir&
   if (rc != 0) return r;
   r.started = true;
   int status = 0;
-  while (::waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) return r;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  for (;;) {
+    const pid_t w = ::waitpid(pid, &status, WNOHANG);
+    if (w == pid) break;
+    if (w < 0 && errno != EINTR) return r;
+    if (std::chrono::steady_clock::now() > deadline) {
+      r.timed_out = true;
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   r.exited = WIFEXITED(status);
   if (r.exited) r.exit_code = WEXITSTATUS(status);
