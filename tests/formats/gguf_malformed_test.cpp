@@ -2,7 +2,7 @@
 // file built with GgufWriter, changes one field (located through the writer's
 // GgufLayout) and checks that the reader refuses it with a message naming
 // the problem. Parsing runs from an exactly-sized heap copy so that any read
-// past the end is caught by the sanitizer build. A few cases also go through
+// past the end is caught by the sanitizer build. Every case also goes through
 // `frugal inspect` to check the CLI exits cleanly with an error.
 #include <gtest/gtest.h>
 
@@ -345,42 +345,35 @@ TEST_F(GgufMalformed, EveryHeaderByteFlipIsHandled) {
   }
 }
 
-// A few corrupt files through `frugal inspect`: a clean non-zero exit, an
+// Every corrupt file through `frugal inspect`: a clean non-zero exit, an
 // "error:" line naming the problem, and no crash or sanitizer report.
 TEST_F(GgufMalformed, CliInspectFailsCleanly) {
   testing::ScratchDir dir("malformed-cli");
-  const char* const picked[] = {"bad_magic", "kv_count_2p63", "bool_value_2", "string_length_2p63",
-                                "array_length_2p63", "nested_arrays_too_deep", "dims_product_overflows_u64",
-                                "alignment_48", "offset_plus_size_overflows", "tensors_overlap",
-                                "data_truncated"};
   const auto cases = corpus();
   size_t ran = 0;
-  for (const char* name : picked) {
-    SCOPED_TRACE(name);
-    const Case* c = nullptr;
-    for (const auto& k : cases)
-      if (k.name == name) c = &k;
-    ASSERT_NE(c, nullptr);
-    const std::string path = dir.file(c->name + ".gguf");
-    ASSERT_TRUE(testing::write_file(path, c->make(*base_)));
-    auto r = testing::run_cli({"inspect", path}, dir, c->name);
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    const std::string path = dir.file(c.name + ".gguf");
+    ASSERT_TRUE(testing::write_file(path, c.make(*base_)));
+    auto r = testing::run_cli({"inspect", path}, dir, c.name, 60);
     ASSERT_TRUE(r.started) << "could not start " << FRUGAL_CLI;
+    EXPECT_FALSE(r.timed_out);
     EXPECT_FALSE(r.signaled) << "killed by signal " << r.signal << "\n" << r.err;
     EXPECT_TRUE(r.exited);
-    EXPECT_NE(r.exit_code, 0);
+    EXPECT_EQ(r.exit_code, 1);
     EXPECT_NE(r.err.find("error:"), std::string::npos) << r.err;
-    EXPECT_NE(r.err.find(c->needle), std::string::npos) << "want '" << c->needle << "' in: " << r.err;
+    EXPECT_NE(r.err.find(c.needle), std::string::npos) << "want '" << c.needle << "' in: " << r.err;
     EXPECT_EQ(r.err.find("Sanitizer"), std::string::npos) << r.err;
     EXPECT_EQ(r.err.find("runtime error"), std::string::npos) << r.err;
     ++ran;
   }
+  EXPECT_GE(ran, 30u);
   // The control: the valid base file is inspected successfully.
   const std::string ok_path = dir.file("base.gguf");
   ASSERT_TRUE(testing::write_file(ok_path, base_->bytes));
   auto ok = testing::run_cli({"inspect", ok_path}, dir, "base");
   EXPECT_EQ(ok.exit_code, 0) << ok.err;
   EXPECT_NE(ok.out.find("q.weight"), std::string::npos) << ok.out;
-  EXPECT_EQ(ran, std::size(picked));
 }
 
 }  // namespace
