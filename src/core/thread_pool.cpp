@@ -74,7 +74,11 @@ void ThreadPool::worker_loop(int index) {
     // Spin first: in the token loop the next job arrives within microseconds.
     int spins = 0;
     while (generation_.load(std::memory_order_acquire) == seen && spins < 20000) {
-      cpu_relax();
+      if (spins < 4000) {
+        cpu_relax();
+      } else {
+        std::this_thread::yield();
+      }
       ++spins;
     }
     if (generation_.load(std::memory_order_acquire) == seen) {
@@ -101,7 +105,16 @@ void ThreadPool::run(const std::function<void(int, int)>& fn) {
   }
   cv_.notify_all();
   fn(0, n_threads_);
-  while (pending_.load(std::memory_order_acquire) != 0) cpu_relax();
+  // Spin briefly (workers usually finish within microseconds of us), then
+  // yield so a worker that was preempted on a busy machine can run.
+  int spins = 0;
+  while (pending_.load(std::memory_order_acquire) != 0) {
+    if (++spins < 4000) {
+      cpu_relax();
+    } else {
+      std::this_thread::yield();
+    }
+  }
   job_ = nullptr;
 }
 
