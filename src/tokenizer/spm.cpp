@@ -98,12 +98,12 @@ void Tokenizer::Impl::encode_spm(std::string_view text, bool after_special,
       out.push_back(id);
       continue;
     }
-    for (char c : piece) {
-      const int32_t b = byte_token[static_cast<uint8_t>(c)];
-      if (b >= 0)
-        out.push_back(b);
-      else if (unk >= 0)
-        out.push_back(unk);
+    bool have_bytes = true;
+    for (char c : piece) have_bytes = have_bytes && byte_token[static_cast<uint8_t>(c)] >= 0;
+    if (have_bytes) {
+      for (char c : piece) out.push_back(byte_token[static_cast<uint8_t>(c)]);
+    } else if (unk >= 0) {  // no byte fallback: one <unk> per character, as SentencePiece does
+      out.push_back(unk);
     }
   }
 }
