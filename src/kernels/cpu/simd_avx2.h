@@ -7,7 +7,12 @@
 #include <cstdint>
 #include <cstring>
 
+// Everything here has internal linkage (anonymous namespace): the header is
+// compiled into translation units with different ISA flags, and a shared
+// inline definition could let the linker pick an AVX-512 encoding for an
+// AVX2-only caller.
 namespace frugal::kernels::avx2 {
+namespace {
 
 inline float hsum(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -111,4 +116,5 @@ inline __m256 exp_ps(__m256 x) {
   return _mm256_andnot_ps(zero_mask, res);
 }
 
+}  // namespace
 }  // namespace frugal::kernels::avx2
