@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -46,5 +47,75 @@ inline std::string ids_to_string(const std::vector<int32_t>& ids) {
   for (int32_t id : ids) s += (s.empty() ? "" : " ") + std::to_string(id);
   return s;
 }
+
+// Builds a tensor-less GGUF v3 file in memory.
+class GgufBuilder {
+ public:
+  GgufBuilder& str(const std::string& key, const std::string& v) {
+    header(key, GgufValueType::kString);
+    put_string(v);
+    return *this;
+  }
+  GgufBuilder& u32(const std::string& key, uint32_t v) {
+    header(key, GgufValueType::kUint32);
+    put(v);
+    return *this;
+  }
+  GgufBuilder& strings(const std::string& key, const std::vector<std::string>& v) {
+    header(key, GgufValueType::kArray);
+    put(static_cast<uint32_t>(GgufValueType::kString));
+    put(static_cast<uint64_t>(v.size()));
+    for (const auto& s : v) put_string(s);
+    return *this;
+  }
+  GgufBuilder& floats(const std::string& key, const std::vector<float>& v) {
+    header(key, GgufValueType::kArray);
+    put(static_cast<uint32_t>(GgufValueType::kFloat32));
+    put(static_cast<uint64_t>(v.size()));
+    for (float f : v) put(f);
+    return *this;
+  }
+  GgufBuilder& ints(const std::string& key, const std::vector<int32_t>& v) {
+    header(key, GgufValueType::kArray);
+    put(static_cast<uint32_t>(GgufValueType::kInt32));
+    put(static_cast<uint64_t>(v.size()));
+    for (int32_t i : v) put(i);
+    return *this;
+  }
+  std::vector<uint8_t> build() const {
+    std::vector<uint8_t> out;
+    auto raw = [&](const void* p, size_t n) {
+      out.insert(out.end(), static_cast<const uint8_t*>(p), static_cast<const uint8_t*>(p) + n);
+    };
+    raw("GGUF", 4);
+    const uint32_t version = 3;
+    const uint64_t n_tensors = 0;
+    raw(&version, 4);
+    raw(&n_tensors, 8);
+    raw(&n_kv_, 8);
+    out.insert(out.end(), body_.begin(), body_.end());
+    while (out.size() % 32) out.push_back(0);
+    return out;
+  }
+
+ private:
+  template <class T>
+  void put(T v) {
+    uint8_t b[sizeof(T)];
+    std::memcpy(b, &v, sizeof(T));
+    body_.insert(body_.end(), b, b + sizeof(T));
+  }
+  void put_string(const std::string& s) {
+    put(static_cast<uint64_t>(s.size()));
+    body_.insert(body_.end(), s.begin(), s.end());
+  }
+  void header(const std::string& key, GgufValueType t) {
+    ++n_kv_;
+    put_string(key);
+    put(static_cast<uint32_t>(t));
+  }
+  std::vector<uint8_t> body_;
+  uint64_t n_kv_ = 0;
+};
 
 }  // namespace frugal::test
