@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cli_commands.h"
+#include "frugal/chat_template.h"
 #include "frugal/model.h"
 #include "frugal/sampler.h"
 #include "frugal/tokenizer.h"
@@ -57,8 +58,28 @@ int run(const RunArgs& a) {
 
   std::vector<int32_t> prompt;
   if (a.chat) {
-    std::fprintf(stderr, "error: --chat is not available in this build\n");
-    return 1;
+    const auto source = tok.chat_template();
+    if (!source) {
+      std::fprintf(stderr, "error: --chat: the model has no chat template\n");
+      return 1;
+    }
+    auto tmpl = ChatTemplate::parse(*source);
+    if (!tmpl.ok()) {
+      std::fprintf(stderr, "error: chat template: %s\n", tmpl.status().message().c_str());
+      return 1;
+    }
+    std::vector<ChatMessage> messages;
+    if (!a.system.empty()) messages.push_back({.role = "system", .content = a.system});
+    messages.push_back({.role = "user", .content = a.prompt});
+    const std::string bos = tok.bos_id() >= 0 ? std::string(tok.token_text(tok.bos_id())) : "";
+    const std::string eos = tok.eos_id() >= 0 ? std::string(tok.token_text(tok.eos_id())) : "";
+    auto text = tmpl->render(messages, /*add_generation_prompt=*/true, bos, eos);
+    if (!text.ok()) {
+      std::fprintf(stderr, "error: chat template: %s\n", text.status().message().c_str());
+      return 1;
+    }
+    // The template writes BOS itself when it wants one; special tokens in it are parsed.
+    prompt = tok.encode(*text, {.add_bos = false, .parse_special = true});
   } else {
     prompt = tok.encode(a.prompt, {.add_bos = tok.add_bos_default(), .parse_special = false});
   }
