@@ -55,6 +55,8 @@ Base make_base() {
   EXPECT_TRUE(w.add_array_string("test.tokens", toks).ok());
   const std::vector<float> scores{0.5f, -1.0f, 2.0f};
   EXPECT_TRUE(w.add_array_f32("test.scores", scores).ok());
+  const bool bools[] = {false, true, true};
+  EXPECT_TRUE(w.add_array_bool("test.bools", bools).ok());
   const std::vector<int64_t> d_a{8, 2}, d_b{8}, d_q{32, 2};
   EXPECT_TRUE(w.add_tensor("a.weight", d_a, TensorType::kF32, pattern(64)).ok());
   EXPECT_TRUE(w.add_tensor("b.weight", d_b, TensorType::kF32, pattern(32)).ok());
@@ -169,6 +171,8 @@ std::vector<Case> corpus() {
   c.push_back({"unknown_value_type_13", patch<uint32_t>(kv_type("test.count"), 13), "'test.count': unknown value type 13"});
   c.push_back({"unknown_value_type_max", patch<uint32_t>(kv_type("test.count"), 0xffffffffu), "unknown value type 4294967295"});
   c.push_back({"bool_value_2", patch<uint8_t>(kv_value("test.flag", 0), 2), "bool value at offset"});
+  c.push_back({"bool_array_element_2", patch<uint8_t>(kv_value("test.bools", 12 + 2), 2),
+               "'test.bools': bool array at offset"});
   c.push_back({"string_length_2p63", patch<uint64_t>(kv_value("test.name", 0), k2p63), "'test.name': string value at offset"});
   c.push_back({"string_length_2p40", patch<uint64_t>(kv_value("test.name", 0), k2p40), "length 1099511627776 exceeds the limit"});
   c.push_back({"string_past_end", [](B b) {

@@ -222,6 +222,16 @@ Status read_value(Cursor& c, GgufValueType type, GgufValue* v, const GgufLimits&
       if (es != 0) {
         // count <= max_array_elements (2^28), so count*es cannot overflow.
         FRUGAL_RETURN_IF_ERROR(c.need(static_cast<size_t>(v->count) * es, "array data"));
+        // Bool elements get the same 0/1 check as a bool scalar, so array_int
+        // never hands out a "bool" of 2.
+        if (v->elem_type == GgufValueType::kBool) {
+          for (uint64_t i = 0; i < v->count; ++i) {
+            if (v->raw[i] > 1)
+              return corrupt_data("bool array at offset " + std::to_string(at) + ": element " +
+                                  std::to_string(i) + " is " + std::to_string(v->raw[i]) +
+                                  ", expected 0 or 1");
+          }
+        }
         c.skip(static_cast<size_t>(v->count) * es);
         return Status::Ok();
       }
