@@ -37,6 +37,11 @@ struct ModelInfo {
   int n_ff = 0;
   int n_ctx_train = 0;
   std::string weight_type;  // dominant tensor type, e.g. "Q4_0"
+  // Roofline accounting: weight bytes every decoded token must stream (all
+  // matmul weights; the embedding table only when it doubles as the output)
+  // and the multiply-adds of those matmuls per token.
+  uint64_t decode_bytes_per_token = 0;
+  int64_t matmul_params = 0;
 };
 
 struct ModelOptions {
@@ -96,8 +101,19 @@ class InferenceContext {
   // Keeps only the first n_tokens of a sequence.
   void truncate_sequence(int32_t seq, int32_t n_tokens);
   int32_t sequence_length(int32_t seq) const;
-  // Fraction of KV blocks in use, in [0, 1].
+  // Fraction of KV blocks in use, in [0, 1]. Cached prefix blocks that no
+  // sequence uses count as free.
   double kv_usage() const;
+  // KV blocks a new reservation can take.
+  int kv_free_blocks() const;
+
+  // Prefix reuse. attach_cached_prefix gives the empty sequence `seq` the
+  // cached KV blocks of the longest block-aligned prefix of `tokens` (always
+  // leaving the last token to compute) and returns how many positions it now
+  // holds. publish_prefix offers the full blocks of `seq`, whose positions hold
+  // `tokens`, to later sequences.
+  int32_t attach_cached_prefix(int32_t seq, std::span<const int32_t> tokens);
+  void publish_prefix(int32_t seq, std::span<const int32_t> tokens);
   const ContextOptions& options() const;
 
  private:

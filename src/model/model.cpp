@@ -45,6 +45,13 @@ void fill_info(ModelImpl& m) {
     info.weight_bytes += t.n_bytes;
     if (t.dims.size() >= 2) bytes_by_type[std::string(tensor_type_name(t.type))] += t.n_bytes;
   }
+  auto count = [&](const WeightMatrix& w) {
+    info.decode_bytes_per_token += quant::row_size(w.type, w.cols) * static_cast<uint64_t>(w.rows);
+    info.matmul_params += w.rows * w.cols;
+  };
+  count(m.weights.output);
+  for (const LayerWeights& l : m.weights.layers)
+    for (const WeightMatrix* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) count(*w);
   uint64_t best = 0;
   for (const auto& [type, bytes] : bytes_by_type)
     if (bytes > best) {
@@ -107,6 +114,14 @@ int32_t InferenceContext::sequence_length(int32_t seq) const {
 double InferenceContext::kv_usage() const {
   const int total = impl_->kv.total_blocks();
   return total == 0 ? 0.0 : double(total - impl_->kv.free_blocks()) / total;
+}
+
+int InferenceContext::kv_free_blocks() const { return impl_->kv.free_blocks(); }
+int32_t InferenceContext::attach_cached_prefix(int32_t seq, std::span<const int32_t> tokens) {
+  return impl_->kv.attach_cached_prefix(seq, tokens);
+}
+void InferenceContext::publish_prefix(int32_t seq, std::span<const int32_t> tokens) {
+  impl_->kv.publish_prefix(seq, tokens);
 }
 
 Expected<std::unique_ptr<InferenceContext>> InferenceContext::create(const Model& model,
