@@ -18,7 +18,7 @@ std::vector<int32_t> perplexity_token_stream(const Model& model, std::string_vie
     if (end == std::string_view::npos) end = text.size();
     std::string_view doc = text.substr(start, end - start);
     if (tok.bos_id() >= 0) stream.push_back(tok.bos_id());
-    auto ids = tok.encode(doc, {.add_bos = false, .parse_special = false});
+    auto ids = tok.encode(doc, {.add_bos = false, .parse_special = false, .add_eos = false});
     stream.insert(stream.end(), ids.begin(), ids.end());
     if (tok.eos_id() >= 0) stream.push_back(tok.eos_id());
     if (end == text.size()) break;

@@ -43,7 +43,9 @@ void fill_info(ModelImpl& m) {
   for (const auto& t : m.file->tensors()) {
     info.n_params += t.n_elements;
     info.weight_bytes += t.n_bytes;
-    if (t.dims.size() >= 2) bytes_by_type[std::string(tensor_type_name(t.type))] += t.n_bytes;
+    // The dominant type of the repeated blocks names the file ("Q4_0"), as llama.cpp does.
+    if (t.dims.size() >= 2 && t.name.rfind("blk.", 0) == 0)
+      bytes_by_type[std::string(tensor_type_name(t.type))] += t.n_bytes;
   }
   auto count = [&](const WeightMatrix& w) {
     info.decode_bytes_per_token += quant::row_size(w.type, w.cols) * static_cast<uint64_t>(w.rows);

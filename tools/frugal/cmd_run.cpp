@@ -79,9 +79,9 @@ int run(const RunArgs& a) {
       return 1;
     }
     // The template writes BOS itself when it wants one; special tokens in it are parsed.
-    prompt = tok.encode(*text, {.add_bos = false, .parse_special = true});
+    prompt = tok.encode(*text, {.add_bos = false, .parse_special = true, .add_eos = false});
   } else {
-    prompt = tok.encode(a.prompt, {.add_bos = tok.add_bos_default(), .parse_special = false});
+    prompt = tok.encode(a.prompt, {.add_bos = tok.add_bos_default(), .parse_special = false, .add_eos = false});
   }
   if (prompt.empty()) {
     std::fprintf(stderr, "error: the prompt is empty after tokenization\n");
