@@ -322,6 +322,16 @@ Status run_server(const ServerOptions& opt) {
   if (opt.parallel < 1 || opt.parallel > 1024) return invalid_argument("--parallel must be in [1, 1024]");
   if (opt.max_queue < 0) return invalid_argument("--max-queue must be >= 0");
   if (opt.batch_tokens < 1) return invalid_argument("--batch must be >= 1");
+  // Signals are taken by one thread with sigwait, so every other thread
+  // (compute threads started by the model, httplib workers, the scheduler)
+  // must be created with them blocked.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
   auto st = std::make_unique<ServerState>();
   st->options = opt;
   FRUGAL_ASSIGN_OR_RETURN(st->model, Model::load(opt.model_path, {.n_threads = opt.threads}));
@@ -355,15 +365,6 @@ Status run_server(const ServerOptions& opt) {
   } else {
     st->mc.chat_template_error = "no tokenizer.chat_template in the model";
   }
-
-  // Signals are taken by one thread with sigwait, so every other thread
-  // (httplib workers, the scheduler, compute threads) runs with them blocked.
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGTERM);
-  sigaddset(&sigs, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
-  signal(SIGPIPE, SIG_IGN);
 
   ServerState& s = *st;
   httplib::Server http;
