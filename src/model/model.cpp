@@ -1,7 +1,9 @@
 #include <algorithm>
 #include <map>
 
+#include "formats/hf/hf_convert.h"
 #include "model/model_impl.h"
+#include "tokenizer/pre_tokenizer.h"
 #include "kernels/cpu/vec_ops.h"
 #include "quant/reference.h"
 
@@ -67,7 +69,13 @@ void fill_info(ModelImpl& m) {
 Expected<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelOptions& options) {
   std::unique_ptr<Model> model(new Model());
   ModelImpl& m = *model->impl_;
-  FRUGAL_ASSIGN_OR_RETURN(m.file, GgufFile::open(path));
+  if (hf::is_hf_model_dir(path)) {
+    // A Hugging Face directory becomes an in-memory GGUF, then loads like a file.
+    FRUGAL_ASSIGN_OR_RETURN(m.owned_gguf, hf::convert_to_gguf_buffer(path, {.resolve_pre = tok::find_pre_tokenizer_name}));
+    FRUGAL_ASSIGN_OR_RETURN(m.file, GgufFile::parse(m.owned_gguf.data(), m.owned_gguf.size()));
+  } else {
+    FRUGAL_ASSIGN_OR_RETURN(m.file, GgufFile::open(path));
+  }
   auto fail = [&](const Status& s) { return s.with_context(path); };
 
   auto arch_name = m.file->get_string("general.architecture");

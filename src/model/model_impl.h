@@ -16,6 +16,9 @@
 namespace frugal {
 
 struct ModelImpl {
+  // GGUF bytes built in memory when the model was loaded from a Hugging Face
+  // directory; `file` points into it.
+  std::vector<uint8_t> owned_gguf;
   std::unique_ptr<GgufFile> file;
   const ArchSpec* arch = nullptr;
   HParams hp;

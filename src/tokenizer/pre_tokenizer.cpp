@@ -72,6 +72,20 @@ const PreTokenizerSpec* find_pre_tokenizer(std::string_view name) {
   return nullptr;
 }
 
+std::optional<std::string> find_pre_tokenizer_name(const std::vector<std::string>& regexes, bool ignore_merges) {
+  const PreTokenizerSpec* fallback = nullptr;
+  for (const auto& spec : pre_tokenizer_table()) {
+    if (spec.regexes.size() != regexes.size() || spec.names.front() == "default") continue;
+    bool same = true;
+    for (size_t i = 0; i < regexes.size() && same; ++i) same = spec.regexes[i] == regexes[i];
+    if (!same) continue;
+    if (spec.ignore_merges == ignore_merges) return std::string(spec.names.front());
+    if (fallback == nullptr) fallback = &spec;
+  }
+  if (fallback != nullptr) return std::string(fallback->names.front());
+  return std::nullopt;
+}
+
 struct PreTokenizer::Compiled {
   pcre2_code* code = nullptr;
   ~Compiled() { pcre2_code_free(code); }

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -22,6 +23,10 @@ struct PreTokenizerSpec {
 
 const std::vector<PreTokenizerSpec>& pre_tokenizer_table();
 const PreTokenizerSpec* find_pre_tokenizer(std::string_view name);
+// The tokenizer.ggml.pre name of the row whose regexes are exactly `regexes`
+// (in order), preferring a row with the same ignore_merges; nullopt if none.
+// Used to name the pre-tokenizer of a Hugging Face tokenizer.json.
+std::optional<std::string> find_pre_tokenizer_name(const std::vector<std::string>& regexes, bool ignore_merges);
 
 class PreTokenizer {
  public:
