@@ -17,6 +17,7 @@ struct ServerOptions {
   int ctx = 0;                  // tokens per sequence; 0: min(training context, 4096)
   int max_queue = 64;           // waiting requests before 429
   int batch_tokens = 256;       // tokens per forward pass (prefill chunk budget)
+  int kv_blocks = 0;            // KV cache blocks of 16 tokens; 0: parallel full contexts
   int threads = 0;              // 0: all available
   int http_threads = 0;         // 0: enough for parallel + max_queue clients
   size_t max_body_bytes = 8u << 20;

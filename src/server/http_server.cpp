@@ -322,6 +322,7 @@ Status run_server(const ServerOptions& opt) {
   if (opt.parallel < 1 || opt.parallel > 1024) return invalid_argument("--parallel must be in [1, 1024]");
   if (opt.max_queue < 0) return invalid_argument("--max-queue must be >= 0");
   if (opt.batch_tokens < 1) return invalid_argument("--batch must be >= 1");
+  if (opt.kv_blocks < 0) return invalid_argument("--kv-blocks must be >= 0");
   // Signals are taken by one thread with sigwait, so every other thread
   // (compute threads started by the model, httplib workers, the scheduler)
   // must be created with them blocked.
@@ -341,7 +342,11 @@ Status run_server(const ServerOptions& opt) {
                                                                          .max_context = ctx_tokens,
                                                                          .max_batch_tokens = opt.batch_tokens,
                                                                          .kv_block_tokens = 16,
-                                                                         .kv_blocks = 0}));
+                                                                         .kv_blocks = opt.kv_blocks}));
+  // One sequence at full context must always fit, or a request could wait forever.
+  if (const int per_seq = (ctx_tokens + 15) / 16; opt.kv_blocks > 0 && opt.kv_blocks < per_seq)
+    return invalid_argument("--kv-blocks " + std::to_string(opt.kv_blocks) + " cannot hold one context of " +
+                            std::to_string(ctx_tokens) + " tokens (needs " + std::to_string(per_seq) + ")");
   std::string model_id = opt.model_alias;
   if (model_id.empty()) {
     model_id = std::filesystem::path(opt.model_path).filename().string();

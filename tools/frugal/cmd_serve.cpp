@@ -19,6 +19,7 @@ void add_serve_command(CLI::App& app, CommandRegistry& reg) {
   cmd->add_option("-c,--ctx", o->ctx, "Context tokens per sequence (0: min(model, 4096))");
   cmd->add_option("--max-queue", o->max_queue, "Waiting requests before 429")->capture_default_str();
   cmd->add_option("-b,--batch", o->batch_tokens, "Tokens per forward pass")->capture_default_str();
+  cmd->add_option("--kv-blocks", o->kv_blocks, "KV cache blocks of 16 tokens (0: --parallel full contexts)");
   cmd->add_option("-t,--threads", o->threads, "Compute threads (0: all available)");
   cmd->add_option("--http-threads", o->http_threads, "HTTP worker threads (0: automatic)");
   cmd->add_option("--max-body-bytes", o->max_body_bytes, "Largest request body")->capture_default_str();
