@@ -18,8 +18,16 @@ namespace frugal {
 
 class Model;
 
+// kReference: the protocol above. kLlamaCpp: llama-perplexity's protocol, so
+// quantization deltas can be compared with its published figures: the whole
+// text is tokenized once (BOS first), cut into n_ctx windows (len / n_ctx of
+// them), each window's first token is replaced by BOS, and only the second
+// half is scored (positions n_ctx/2 .. n_ctx-2 predicting the next token).
+enum class PerplexityProtocol { kReference, kLlamaCpp };
+
 struct PerplexityOptions {
   int n_ctx = 512;
+  PerplexityProtocol protocol = PerplexityProtocol::kReference;
   std::string_view document_separator = "\n\x1e\n";
   int max_windows = 0;  // 0: all
   // Called after each window with (windows done, total, running ppl_all).

@@ -44,11 +44,16 @@ Expected<PerplexityResult> compute_perplexity(const Model& model, std::string_vi
                                               const PerplexityOptions& options) {
   const int n_ctx = options.n_ctx;
   if (n_ctx < 4) return invalid_argument("perplexity context must be at least 4 tokens");
+  const bool llamacpp = options.protocol == PerplexityProtocol::kLlamaCpp;
+  const Tokenizer& tok = model.tokenizer();
   const std::vector<int32_t> stream =
-      perplexity_token_stream(model, text, options.document_separator);
+      llamacpp ? tok.encode(text, {.add_bos = tok.add_bos_default(), .parse_special = false, .add_eos = false})
+               : perplexity_token_stream(model, text, options.document_separator);
   PerplexityResult result;
   result.n_tokens = static_cast<int64_t>(stream.size());
-  int n_windows = stream.empty() ? 0 : static_cast<int>((stream.size() - 1) / n_ctx);
+  int n_windows = stream.empty() ? 0
+                                 : static_cast<int>(llamacpp ? stream.size() / n_ctx
+                                                             : (stream.size() - 1) / n_ctx);
   if (options.max_windows > 0) n_windows = std::min(n_windows, options.max_windows);
   if (n_windows == 0)
     return invalid_argument("text has " + std::to_string(stream.size()) +
@@ -67,12 +72,14 @@ Expected<PerplexityResult> compute_perplexity(const Model& model, std::string_vi
     const int32_t* tokens = stream.data() + static_cast<size_t>(w) * n_ctx;
     for (int i = 0; i < n_ctx; ++i)
       batch[i] = {.seq = 0, .pos = i, .token = tokens[i], .want_logits = i + 1 < n_ctx};
+    if (llamacpp && tok.add_bos_default() && tok.bos_id() >= 0) batch[0].token = tok.bos_id();
     ctx->clear_sequence(0);
     FRUGAL_RETURN_IF_ERROR(ctx->forward(batch, logits));
     // Row i holds the prediction for token i + 1.
     for (int i = 0; i + 1 < n_ctx; ++i) {
       const double nll = negative_log_likelihood(logits.data() + static_cast<size_t>(i) * n_vocab,
                                                  n_vocab, tokens[i + 1]);
+      if (llamacpp && i < half) continue;  // llama-perplexity scores the second half only
       nll_all += nll;
       ++count_all;
       if (i + 1 >= half) {

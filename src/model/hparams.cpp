@@ -43,8 +43,15 @@ Expected<HParams> read_hparams(const GgufFile& f, const std::string& arch) {
   FRUGAL_RETURN_IF_ERROR(read_int(f, p + "attention.head_count_kv", false, &hp.n_head_kv));
   hp.n_ctx_train = 2048;
   FRUGAL_RETURN_IF_ERROR(read_int(f, p + "context_length", false, &hp.n_ctx_train));
-  if (hp.n_head > 0) hp.head_dim = hp.n_embd / hp.n_head;
+  if (hp.n_head <= 0) return corrupt_data("metadata '" + p + "attention.head_count' must be positive");
+  hp.head_dim = hp.n_embd / hp.n_head;
+  const int derived_head_dim = hp.head_dim;
   FRUGAL_RETURN_IF_ERROR(read_int(f, p + "attention.key_length", false, &hp.head_dim));
+  // Without an explicit key length the head size is embedding / heads, which must divide.
+  if (f.find(p + "attention.key_length") == nullptr && derived_head_dim * hp.n_head != hp.n_embd)
+    return corrupt_data("metadata '" + p + "embedding_length' (" + std::to_string(hp.n_embd) +
+                        ") is not divisible by '" + p + "attention.head_count' (" +
+                        std::to_string(hp.n_head) + ")");
   int value_len = hp.head_dim;
   FRUGAL_RETURN_IF_ERROR(read_int(f, p + "attention.value_length", false, &value_len));
   if (value_len != hp.head_dim)

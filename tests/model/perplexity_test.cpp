@@ -1,7 +1,15 @@
-// Perplexity on ../shared/data/valid.txt by the reference protocol
-// (docs/REFERENCES.md), and quantization deltas no larger than llama.cpp's on
-// the same files (../shared/refs/llamacpp.md: +0.02% / +0.48% / +1.25%).
+// Perplexity on ../shared/data/valid.txt.
+// 1. The bf16 model by the reference protocol (docs/REFERENCES.md) lands
+//    within 0.1% of the transformers figures.
+// 2. Quantization deltas (Q8_0 / Q4_K_M / Q4_0 vs bf16) are no larger than
+//    llama.cpp's on the same files (../shared/refs/llamacpp.md: +0.02% /
+//    +0.48% / +1.25%). Those were measured with llama-perplexity's protocol
+//    (documents joined by blank lines, BOS replacing each window's first
+//    token, second half scored), so the deltas here are measured with the
+//    same protocol; the bf16 figure of that protocol is also checked against
+//    llama.cpp's 28.1365 to show the protocol is the same.
 #include <cstdio>
+#include <fstream>
 #include <map>
 
 #include "core/mapped_file.h"
@@ -11,42 +19,65 @@
 namespace frugal::testing {
 namespace {
 
-const PerplexityResult& ppl_of(const std::string& file) {
-  static std::map<std::string, PerplexityResult> cache;
-  auto it = cache.find(file);
-  if (it != cache.end()) return it->second;
+std::string valid_text() {
   auto text = read_file_to_string(shared_path("data/valid.txt"));
   EXPECT_TRUE(text.ok());
-  auto r = compute_perplexity(cached_model("models/gguf/" + file), *text, {.n_ctx = 512});
+  return text.ok() ? *text : std::string();
+}
+
+std::string joined_by_blank_lines(const std::string& text) {
+  std::string out;
+  const std::string sep = "\n\x1e\n";
+  size_t start = 0;
+  for (;;) {
+    const size_t end = text.find(sep, start);
+    out += text.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    if (end == std::string::npos) break;
+    out += "\n\n";
+    start = end + sep.size();
+  }
+  return out;
+}
+
+PerplexityResult ppl(const std::string& file, const std::string& text, PerplexityProtocol protocol) {
+  auto r = compute_perplexity(cached_model("models/gguf/" + file), text,
+                              {.n_ctx = 512, .protocol = protocol});
   EXPECT_TRUE(r.ok()) << r.status().to_string();
   PerplexityResult res = r.ok() ? *r : PerplexityResult{};
-  std::printf("%s: ppl_all=%.4f ppl_second_half=%.4f windows=%d\n", file.c_str(), res.ppl_all,
+  std::printf("%s (%s protocol): ppl_all=%.4f ppl_second_half=%.4f windows=%d\n", file.c_str(),
+              protocol == PerplexityProtocol::kLlamaCpp ? "llama.cpp" : "reference", res.ppl_all,
               res.ppl_second_half, res.windows);
-  return cache.emplace(file, res).first->second;
+  return res;
 }
 
-void expect_delta_at_most(const std::string& file, double llamacpp_delta) {
-  const double base = ppl_of("tiny-llama-target-bf16.gguf").ppl_all;
-  const double q = ppl_of(file).ppl_all;
-  const double delta = (q - base) / base;
-  std::printf("%s: delta vs bf16 = %+.3f%% (llama.cpp on the same file: %+.2f%%)\n", file.c_str(),
-              delta * 100, llamacpp_delta * 100);
-  EXPECT_LE(delta, llamacpp_delta) << file;
-}
-
-// One test for all four files: ctest runs each test in its own process, and
-// the bf16 run is the baseline of every delta.
-TEST(Perplexity, Bf16ReferenceAndQuantizationDeltas) {
+TEST(Perplexity, Bf16MatchesTransformersWithin0_1Percent) {
   const auto& target = references()["target"];
-  const PerplexityResult& r = ppl_of("tiny-llama-target-bf16.gguf");
+  const PerplexityResult r =
+      ppl("tiny-llama-target-bf16.gguf", valid_text(), PerplexityProtocol::kReference);
   EXPECT_EQ(r.windows, target["valid_windows"].get<int>());
   const double ref_all = target["ppl_valid_ctx512_all_positions"].get<double>();
   const double ref_half = target["ppl_valid_ctx512_second_half"].get<double>();
   EXPECT_NEAR(r.ppl_all, ref_all, ref_all * 1e-3);
   EXPECT_NEAR(r.ppl_second_half, ref_half, ref_half * 1e-3);
-  expect_delta_at_most("tiny-llama-target-Q8_0.gguf", 0.0002);
-  expect_delta_at_most("tiny-llama-target-Q4_K_M.gguf", 0.0048);
-  expect_delta_at_most("tiny-llama-target-Q4_0.gguf", 0.0125);
+}
+
+TEST(Perplexity, QuantizationDeltasNoWorseThanLlamaCpp) {
+  const std::string text = joined_by_blank_lines(valid_text());
+  const double base = ppl("tiny-llama-target-bf16.gguf", text, PerplexityProtocol::kLlamaCpp).ppl_all;
+  // Same protocol as llama-perplexity: its bf16 figure on this file is 28.1365 (± 0.39).
+  EXPECT_NEAR(base, 28.1365, 28.1365 * 0.01);
+  const std::map<std::string, double> llamacpp_delta = {
+      {"tiny-llama-target-Q8_0.gguf", 0.0002},
+      {"tiny-llama-target-Q4_K_M.gguf", 0.0048},
+      {"tiny-llama-target-Q4_0.gguf", 0.0125},
+  };
+  for (const auto& [file, limit] : llamacpp_delta) {
+    const double q = ppl(file, text, PerplexityProtocol::kLlamaCpp).ppl_all;
+    const double delta = (q - base) / base;
+    std::printf("%s: delta vs bf16 = %+.3f%% (llama.cpp on the same file: %+.2f%%)\n", file.c_str(),
+                delta * 100, limit * 100);
+    EXPECT_LE(delta, limit) << file;
+  }
 }
 
 }  // namespace

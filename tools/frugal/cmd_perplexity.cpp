@@ -21,6 +21,7 @@ struct PerplexityArgs {
   int threads = 0;
   int max_windows = 0;
   bool quiet = false;
+  std::string protocol = "reference";
 };
 
 int run(const PerplexityArgs& a) {
@@ -35,7 +36,10 @@ int run(const PerplexityArgs& a) {
     return 1;
   }
   const auto t0 = std::chrono::steady_clock::now();
-  PerplexityOptions opts{.n_ctx = a.ctx, .max_windows = a.max_windows};
+  PerplexityOptions opts{.n_ctx = a.ctx,
+                         .protocol = a.protocol == "llamacpp" ? PerplexityProtocol::kLlamaCpp
+                                                              : PerplexityProtocol::kReference,
+                         .max_windows = a.max_windows};
   if (!a.quiet)
     opts.on_window = [](int done, int total, double ppl) {
       std::fprintf(stderr, "\r[%d/%d] ppl %.4f", done, total, ppl);
@@ -66,6 +70,11 @@ void add_perplexity_command(CLI::App& app, CommandRegistry& reg) {
   cmd->add_option("-t,--threads", a->threads, "Threads (0: all available)");
   cmd->add_option("--max-windows", a->max_windows, "Evaluate at most this many windows (0: all)");
   cmd->add_flag("-q,--quiet", a->quiet, "No progress on stderr");
+  cmd->add_option("--protocol", a->protocol,
+                  "reference: documents split on \\n\\x1e\\n, all positions scored; llamacpp: "
+                  "llama-perplexity's windows (BOS first, second half scored)")
+      ->check(CLI::IsMember({"reference", "llamacpp"}))
+      ->capture_default_str();
   cmd->callback([a, &reg] { reg.exit_code = run(*a); });
 }
 
