@@ -17,7 +17,7 @@ cmake --preset asan >/dev/null
 # The unit-labelled test folders (see tests/CMakeLists.txt); a folder without
 # tests yet has no target.
 targets=(frugal)
-for dir in core formats quant kernels tokenizer; do
+for dir in core formats quant kernels tokenizer engine; do
   if compgen -G "tests/$dir/*_test.cpp" >/dev/null; then
     targets+=("frugal_${dir}_tests")
   fi
