@@ -36,6 +36,8 @@ enum class GgufValueType : uint32_t {
 };
 
 std::string_view gguf_value_type_name(GgufValueType t);
+// Bytes of one scalar of type t (0 for strings and arrays).
+size_t gguf_value_scalar_size(GgufValueType t);
 
 // One metadata value. Scalars are decoded; strings and arrays are views into
 // the mapping (valid while the GgufFile lives).

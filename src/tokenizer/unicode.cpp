@@ -1,5 +1,7 @@
 #include "tokenizer/unicode.h"
 
+#include "core/utf8.h"
+
 #include <algorithm>
 
 namespace frugal::tok {
@@ -53,16 +55,7 @@ void append_utf8(std::string& out, char32_t cp) {
   }
 }
 
-bool is_valid_utf8(std::string_view s) {
-  size_t pos = 0;
-  char32_t cp;
-  while (pos < s.size()) {
-    const size_t n = decode_utf8(s, pos, &cp);
-    if (n == 0) return false;
-    pos += n;
-  }
-  return true;
-}
+bool is_valid_utf8(std::string_view s) { return frugal::is_valid_utf8(s); }
 
 Category category(char32_t cp) {
   const auto* begin = tables::kCategoryRanges;

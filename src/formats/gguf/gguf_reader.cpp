@@ -7,64 +7,13 @@
 #include <unordered_set>
 
 #include "core/mapped_file.h"
+#include "core/utf8.h"
 #include "frugal/gguf.h"
 
 namespace frugal {
 namespace {
 
 constexpr uint32_t kMagic = 0x46554747;  // "GGUF" little-endian
-
-bool is_valid_utf8(std::string_view s) {
-  size_t i = 0;
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  while (i < s.size()) {
-    unsigned char c = p[i];
-    size_t len;
-    uint32_t cp;
-    if (c < 0x80) {
-      ++i;
-      continue;
-    } else if ((c & 0xe0) == 0xc0) {
-      len = 2;
-      cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-      len = 3;
-      cp = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-      len = 4;
-      cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (i + len > s.size()) return false;
-    for (size_t k = 1; k < len; ++k) {
-      if ((p[i + k] & 0xc0) != 0x80) return false;
-      cp = (cp << 6) | (p[i + k] & 0x3f);
-    }
-    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-      return false;
-    i += len;
-  }
-  return true;
-}
-
-size_t scalar_size(GgufValueType t) {
-  switch (t) {
-    case GgufValueType::kUint8:
-    case GgufValueType::kInt8:
-    case GgufValueType::kBool: return 1;
-    case GgufValueType::kUint16:
-    case GgufValueType::kInt16: return 2;
-    case GgufValueType::kUint32:
-    case GgufValueType::kInt32:
-    case GgufValueType::kFloat32: return 4;
-    case GgufValueType::kUint64:
-    case GgufValueType::kInt64:
-    case GgufValueType::kFloat64: return 8;
-    default: return 0;
-  }
-}
 
 bool known_value_type(uint32_t t) { return t <= 12; }
 
@@ -218,7 +167,7 @@ Status read_value(Cursor& c, GgufValueType type, GgufValue* v, const GgufLimits&
                             std::to_string(limits.max_array_elements));
       }
       v->raw = c.here();
-      const size_t es = scalar_size(v->elem_type);
+      const size_t es = gguf_value_scalar_size(v->elem_type);
       if (es != 0) {
         // count <= max_array_elements (2^28), so count*es cannot overflow.
         FRUGAL_RETURN_IF_ERROR(c.need(static_cast<size_t>(v->count) * es, "array data"));
@@ -268,6 +217,23 @@ bool checked_add(uint64_t a, uint64_t b, uint64_t* out) {
 
 }  // namespace
 
+size_t gguf_value_scalar_size(GgufValueType t) {
+  switch (t) {
+    case GgufValueType::kUint8:
+    case GgufValueType::kInt8:
+    case GgufValueType::kBool: return 1;
+    case GgufValueType::kUint16:
+    case GgufValueType::kInt16: return 2;
+    case GgufValueType::kUint32:
+    case GgufValueType::kInt32:
+    case GgufValueType::kFloat32: return 4;
+    case GgufValueType::kUint64:
+    case GgufValueType::kInt64:
+    case GgufValueType::kFloat64: return 8;
+    default: return 0;
+  }
+}
+
 std::string_view gguf_value_type_name(GgufValueType t) {
   static constexpr std::string_view kNames[] = {"u8",  "i8",   "u16",  "i16", "u32",
                                                 "i32", "f32",  "bool", "str", "arr",
@@ -306,7 +272,7 @@ std::optional<double> GgufValue::as_double() const {
 
 std::optional<double> GgufValue::array_number(uint64_t i) const {
   if (type != GgufValueType::kArray || i >= count) return std::nullopt;
-  const size_t es = scalar_size(elem_type);
+  const size_t es = gguf_value_scalar_size(elem_type);
   if (es == 0) return std::nullopt;
   const uint8_t* p = raw + i * es;
   switch (elem_type) {
@@ -327,7 +293,7 @@ std::optional<double> GgufValue::array_number(uint64_t i) const {
 
 std::optional<int64_t> GgufValue::array_int(uint64_t i) const {
   if (type != GgufValueType::kArray || i >= count) return std::nullopt;
-  const size_t es = scalar_size(elem_type);
+  const size_t es = gguf_value_scalar_size(elem_type);
   const uint8_t* p = raw + i * es;
   switch (elem_type) {
     case GgufValueType::kUint8:

@@ -3,6 +3,8 @@
 // add time and mirrors what the reader (gguf_reader.cpp) rejects.
 #include "frugal/gguf_writer.h"
 
+#include "core/utf8.h"
+
 #include <algorithm>
 #include <bit>
 #include <cerrno>
@@ -22,41 +24,6 @@ constexpr uint32_t kVersion = 3;
 constexpr uint64_t kMaxKeyBytes = 65535;  // the reader's limit on keys
 constexpr uint64_t kMaxAlignment = 1u << 20;  // the reader's limit
 
-bool valid_utf8(std::string_view s) {
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  size_t i = 0;
-  while (i < s.size()) {
-    const unsigned char c = p[i];
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    size_t len;
-    uint32_t cp;
-    if ((c & 0xe0) == 0xc0) {
-      len = 2;
-      cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-      len = 3;
-      cp = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-      len = 4;
-      cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (s.size() - i < len) return false;
-    for (size_t k = 1; k < len; ++k) {
-      if ((p[i + k] & 0xc0) != 0x80) return false;
-      cp = (cp << 6) | (p[i + k] & 0x3f);
-    }
-    // Overlong forms, surrogates and code points past U+10FFFF are invalid.
-    static constexpr uint32_t kMin[5] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < kMin[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
-    i += len;
-  }
-  return true;
-}
 
 class Bytes {
  public:
@@ -126,22 +93,6 @@ Expected<std::vector<uint8_t>> encode_string_array(std::string_view key, std::sp
   return e;
 }
 
-size_t value_scalar_size(GgufValueType t) {
-  switch (t) {
-    case GgufValueType::kUint8:
-    case GgufValueType::kInt8:
-    case GgufValueType::kBool: return 1;
-    case GgufValueType::kUint16:
-    case GgufValueType::kInt16: return 2;
-    case GgufValueType::kUint32:
-    case GgufValueType::kInt32:
-    case GgufValueType::kFloat32: return 4;
-    case GgufValueType::kUint64:
-    case GgufValueType::kInt64:
-    case GgufValueType::kFloat64: return 8;
-    default: return 0;
-  }
-}
 
 uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 
@@ -154,7 +105,7 @@ Status GgufWriter::check_new_key(std::string_view key) const {
   if (key.size() > kMaxKeyBytes)
     return invalid_argument("metadata key of " + std::to_string(key.size()) + " bytes exceeds " +
                             std::to_string(kMaxKeyBytes));
-  if (!valid_utf8(key)) return invalid_argument("metadata key is not valid UTF-8");
+  if (!is_valid_utf8(key)) return invalid_argument("metadata key is not valid UTF-8");
   if (has_key(key)) return invalid_argument("duplicate metadata key '" + std::string(key) + "'");
   return Status::Ok();
 }
@@ -257,7 +208,7 @@ Status GgufWriter::add_value(std::string_view key, const GgufValue& v) {
                                   std::to_string(v.count));
         return add_array_string(key, std::span<const std::string_view>(v.strings));
       }
-      const size_t es = value_scalar_size(v.elem_type);
+      const size_t es = gguf_value_scalar_size(v.elem_type);
       if (es == 0)
         return unsupported("metadata '" + std::string(key) + "': arrays of " +
                            std::string(gguf_value_type_name(v.elem_type)) + " cannot be written");
@@ -326,7 +277,7 @@ Status GgufWriter::check_new_tensor(std::string_view name, std::span<const int64
   const std::string tw = "tensor '" + std::string(name) + "'";
   if (name.size() > kMaxNameBytes)
     return invalid_argument(tw + ": name longer than " + std::to_string(kMaxNameBytes) + " bytes");
-  if (!valid_utf8(name)) return invalid_argument("tensor name is not valid UTF-8");
+  if (!is_valid_utf8(name)) return invalid_argument("tensor name is not valid UTF-8");
   if (has_tensor(name)) return invalid_argument("duplicate tensor name '" + std::string(name) + "'");
   auto bytes = tensor_bytes(dims, type);
   if (!bytes.ok()) return bytes.status().with_context(tw);
