@@ -108,6 +108,12 @@ Expected<std::unique_ptr<Model>> Model::load(const std::string& path, const Mode
                              " rows"));
 
   m.pool = std::make_unique<ThreadPool>(options.n_threads);
+  // Interleaved copies of the matmul weights for the CPU kernels (types
+  // without one stay as mapped).
+  for (LayerWeights& l : m.weights.layers)
+    for (WeightMatrix* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down})
+      if (Status s = kernels::prepare_weight(*w, *m.pool); !s.ok()) return fail(s);
+  if (Status s = kernels::prepare_weight(m.weights.output, *m.pool); !s.ok()) return fail(s);
   fill_info(m);
   return model;
 }

@@ -20,6 +20,7 @@
 #include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/kernel_table.h"
 #include "kernels/cpu/matmul.h"
+#include "kernels/cpu/packed.h"
 #include "quant/reference.h"
 
 namespace frugal::kernels {
@@ -36,6 +37,22 @@ struct IsaGuard {
   CpuIsa saved = active_isa();
   ~IsaGuard() { set_isa(saved); }
 };
+
+// The weight as bound (canonical rows) and, for types with an interleaved
+// layout, as prepare_weight() leaves it under the detected ISA; every ISA
+// must give the same results for both (ISAs without a packed kernel fall
+// back to the canonical rows).
+std::vector<std::pair<std::string, WeightMatrix>> weight_variants(const WeightMatrix& w) {
+  std::vector<std::pair<std::string, WeightMatrix>> v{{"canonical", w}};
+  IsaGuard guard;
+  set_isa(detected_isa());
+  ThreadPool pool(2);
+  WeightMatrix p = w;
+  EXPECT_TRUE(prepare_weight(p, pool).ok());
+  if (p.packed != nullptr) v.emplace_back("packed", p);
+  else EXPECT_TRUE(packed_block_bytes(w.type) == 0 || detected_isa() == CpuIsa::kGeneric);
+  return v;
+}
 
 struct Problem {
   TensorType type;
@@ -126,18 +143,20 @@ void run_type(TensorType type, const std::vector<Shape>& shapes) {
   uint32_t seed = 1;
   for (const Shape& s : shapes) {
     const Problem p = make_problem(type, s.rows, s.cols, s.n_tokens, seed++);
-    const WeightMatrix w{type, p.wq.data(), s.rows, s.cols};
-    ASSERT_TRUE(validate_weight(w).ok());
-    for (CpuIsa isa : available_isas()) {
-      ASSERT_TRUE(set_isa(isa));
-      for (ThreadPool* pool : {&pool1, &pool3}) {
-        MatmulScratch scratch;
-        std::vector<float> out(static_cast<size_t>(s.rows * s.n_tokens), NAN);
-        matmul(w, p.x.data(), s.n_tokens, out.data(), *pool, scratch);
-        check(p, out,
-              std::string(tensor_type_name(type)) + " " + std::string(isa_name(isa)) + " rows=" +
-                  std::to_string(s.rows) + " cols=" + std::to_string(s.cols) +
-                  " tokens=" + std::to_string(s.n_tokens) + " threads=" + std::to_string(pool->size()));
+    const WeightMatrix w0{type, p.wq.data(), s.rows, s.cols};
+    ASSERT_TRUE(validate_weight(w0).ok());
+    for (const auto& [layout, w] : weight_variants(w0)) {
+      for (CpuIsa isa : available_isas()) {
+        ASSERT_TRUE(set_isa(isa));
+        for (ThreadPool* pool : {&pool1, &pool3}) {
+          MatmulScratch scratch;
+          std::vector<float> out(static_cast<size_t>(s.rows * s.n_tokens), NAN);
+          matmul(w, p.x.data(), s.n_tokens, out.data(), *pool, scratch);
+          check(p, out,
+                std::string(tensor_type_name(type)) + " " + layout + " " + std::string(isa_name(isa)) +
+                    " rows=" + std::to_string(s.rows) + " cols=" + std::to_string(s.cols) +
+                    " tokens=" + std::to_string(s.n_tokens) + " threads=" + std::to_string(pool->size()));
+        }
       }
     }
   }
@@ -188,13 +207,14 @@ TEST(Matmul, ExtremeQuants) {
     for (int64_t i = 0; i < nt * cols; ++i) p.x[i] = (rng() & 1) ? 1.0f : -1.0f;
     p.xq = p.x;  // +-1 quantizes exactly (d = 1/127, q = +-127)
     for (auto& s : p.xstep) s = 1.0f / 127.0f;
-    const WeightMatrix w{type, p.wq.data(), rows, cols};
-    for (CpuIsa isa : available_isas()) {
-      ASSERT_TRUE(set_isa(isa));
-      MatmulScratch scratch;
-      std::vector<float> out(rows * nt);
-      matmul(w, p.x.data(), nt, out.data(), pool, scratch);
-      check(p, out, std::string(tensor_type_name(type)) + " extreme " + std::string(isa_name(isa)));
+    for (const auto& [layout, w] : weight_variants(WeightMatrix{type, p.wq.data(), rows, cols})) {
+      for (CpuIsa isa : available_isas()) {
+        ASSERT_TRUE(set_isa(isa));
+        MatmulScratch scratch;
+        std::vector<float> out(rows * nt);
+        matmul(w, p.x.data(), nt, out.data(), pool, scratch);
+        check(p, out, std::string(tensor_type_name(type)) + " extreme " + layout + " " + std::string(isa_name(isa)));
+      }
     }
   }
 }
@@ -212,6 +232,23 @@ TEST(Matmul, NoAllocationAfterReserve) {
     }
   }
   EXPECT_EQ(scratch.allocations(), before);
+}
+
+// pack_rows / unpack_row are exact inverses, including a partial last group.
+TEST(Matmul, PackRoundTrip) {
+  for (TensorType type : {TensorType::kQ4_0, TensorType::kQ8_0, TensorType::kQ4_K}) {
+    const int64_t rows = 13, cols = type == TensorType::kQ4_K ? 512 : 96;
+    const Problem p = make_problem(type, rows, cols, 1, 3);
+    const size_t rs = quant::row_size(type, cols);
+    const int64_t groups = (rows + kPackRows - 1) / kPackRows;
+    std::vector<uint8_t> packed(groups * (cols / quant::block_size(type)) * packed_block_bytes(type));
+    pack_rows(type, p.wq.data(), rows, cols, packed.data(), 0, groups);
+    std::vector<uint8_t> row(rs);
+    for (int64_t r = 0; r < rows; ++r) {
+      unpack_row(type, packed.data(), rows, cols, r, row.data());
+      EXPECT_EQ(std::memcmp(row.data(), p.wq.data() + r * rs, rs), 0) << tensor_type_name(type) << " row " << r;
+    }
+  }
 }
 
 TEST(Matmul, ValidateWeight) {

@@ -29,6 +29,7 @@ KernelTable build(CpuIsa isa) {
   if (isa >= CpuIsa::kAvx2) {
     fill_avx2(t);
     fill_avx2_vec(t);
+    fill_avx2_packed(t);
   }
   if (isa >= CpuIsa::kAvx512) {
     fill_avx512(t);

@@ -35,6 +35,10 @@ using GemmFn = void (*)(const WeightMatrix& w, const void* act, int64_t n_tokens
 struct KernelTable {
   // Indexed by the raw TensorType id (< 32); null when unsupported.
   GemmFn gemm[32] = {};
+  // Kernels over the interleaved layouts of packed.h (w.packed); null when
+  // this ISA has none for the type (matmul then uses the canonical rows).
+  // Called with r0 a multiple of 8.
+  GemmFn gemm_packed[32] = {};
   // Quantizes one activation row of n elements (n a multiple of the block).
   void (*quant_q8x32)(const float* x, ActQ8* y, int64_t n) = nullptr;
   void (*quant_q8k)(const float* x, quant::BlockQ8_K* y, int64_t n) = nullptr;
@@ -54,6 +58,7 @@ void fill_generic(KernelTable& t);
 void fill_generic_vec(KernelTable& t);
 void fill_avx2(KernelTable& t);
 void fill_avx2_vec(KernelTable& t);
+void fill_avx2_packed(KernelTable& t);
 void fill_avx512(KernelTable& t);
 void fill_avx512_vec(KernelTable& t);
 

@@ -5,7 +5,10 @@
 #include <cstdlib>
 #include <string>
 
+#include <atomic>
+
 #include "kernels/cpu/kernel_table.h"
+#include "kernels/cpu/packed.h"
 #include "quant/reference.h"
 
 namespace frugal::kernels {
@@ -43,6 +46,27 @@ Status validate_weight(const WeightMatrix& w) {
                             " is not a positive multiple of " + std::to_string(bs));
   if (w.rows < 0) return invalid_argument("matmul: negative row count");
   if (w.rows > 0 && w.data == nullptr) return invalid_argument("matmul: null weight data");
+  return Status::Ok();
+}
+
+Status prepare_weight(WeightMatrix& w, ThreadPool& pool) {
+  FRUGAL_RETURN_IF_ERROR(validate_weight(w));
+  const size_t block_bytes = packed_block_bytes(w.type);
+  if (block_bytes == 0 || w.rows == 0 || w.packed != nullptr) return Status::Ok();
+  if (kernel_table().gemm_packed[static_cast<uint32_t>(w.type)] == nullptr) return Status::Ok();
+  const int64_t groups = (w.rows + kPackRows - 1) / kPackRows;
+  const size_t bytes =
+      static_cast<size_t>(groups) * static_cast<size_t>(w.cols / quant::block_size(w.type)) * block_bytes;
+  void* buf = std::aligned_alloc(64, (bytes + 63) & ~size_t(63));
+  if (buf == nullptr)
+    return Status(ErrorCode::kResourceExhausted,
+                  "matmul: cannot allocate " + std::to_string(bytes) + " bytes for repacked weights");
+  const WeightMatrix* wp = &w;
+  pool.parallel_for(groups, [wp, buf](int64_t g0, int64_t g1) {
+    pack_rows(wp->type, wp->data, wp->rows, wp->cols, buf, g0, g1);
+  });
+  w.packed_owner = std::shared_ptr<const void>(buf, [](const void* p) { std::free(const_cast<void*>(p)); });
+  w.packed = buf;
   return Status::Ok();
 }
 
@@ -108,6 +132,8 @@ struct Job {
   void* qbuf;
   size_t act_row_bytes;
   ActKind kind;
+  int64_t chunk_rows;
+  std::atomic<int64_t> next{0};
 };
 
 void quantize_rows(const Job& j, int64_t t0, int64_t t1) {
@@ -141,6 +167,8 @@ void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* out,
   job.table = &table;
   job.kind = act_kind(w.type);
   job.fn = table.gemm[static_cast<uint32_t>(w.type)];
+  if (w.packed != nullptr && table.gemm_packed[static_cast<uint32_t>(w.type)] != nullptr)
+    job.fn = table.gemm_packed[static_cast<uint32_t>(w.type)];
   job.act = x;
 
   const int64_t work = w.rows * w.cols * n_tokens;
@@ -164,15 +192,23 @@ void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* out,
     job.fn(w, job.act, n_tokens, out, 0, w.rows);
     return;
   }
-  // Split rows in chunks that are multiples of 16 so every thread runs whole
-  // register tiles (the last chunk takes the remainder).
-  const Job* jp = &job;
-  pool.run([jp](int t, int nt) {
+  // Rows are handed out in chunks (multiples of 16, so every thread runs
+  // whole register tiles and whole 8-row packed groups) from a shared
+  // counter: on a machine shared with other work, a thread that gets
+  // preempted does not leave the others idle at the end of the call.
+  const int64_t n_thr = pool.size();
+  const int64_t units = (w.rows + 15) / 16;
+  const int64_t chunks = std::min<int64_t>(units, n_thr * 4);
+  job.chunk_rows = ((units + chunks - 1) / chunks) * 16;
+  Job* jp = &job;
+  pool.run([jp](int, int) {
     const int64_t rows = jp->w->rows;
-    const int64_t units = (rows + 15) / 16;
-    const int64_t u0 = units * t / nt, u1 = units * (t + 1) / nt;
-    const int64_t r0 = std::min(rows, u0 * 16), r1 = std::min(rows, u1 * 16);
-    if (r0 < r1) jp->fn(*jp->w, jp->act, jp->n_tokens, jp->out, r0, r1);
+    for (;;) {
+      const int64_t r0 = jp->next.fetch_add(jp->chunk_rows, std::memory_order_relaxed);
+      if (r0 >= rows) break;
+      const int64_t r1 = std::min(rows, r0 + jp->chunk_rows);
+      jp->fn(*jp->w, jp->act, jp->n_tokens, jp->out, r0, r1);
+    }
   });
 }
 

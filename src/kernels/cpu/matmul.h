@@ -17,6 +17,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 
 #include "core/thread_pool.h"
 #include "frugal/status.h"
@@ -29,6 +30,11 @@ struct WeightMatrix {
   const void* data = nullptr;
   int64_t rows = 0;
   int64_t cols = 0;
+  // Optional copy of the weights in an interleaved kernel layout, made by
+  // prepare_weight(). `data` always stays the canonical GGUF rows: row
+  // lookups, device backends and ISAs without a packed kernel read it.
+  const void* packed = nullptr;
+  std::shared_ptr<const void> packed_owner;
 };
 
 // True when matmul() implements `type`.
@@ -38,6 +44,13 @@ bool matmul_supported(TensorType type);
 // of the block size, rows >= 0, data non-null. Call once when binding
 // weights; matmul() itself treats a violation as a bug and aborts.
 Status validate_weight(const WeightMatrix& w);
+
+// Prepares a bound weight for the CPU kernels: types with an interleaved
+// layout (Q4_0, Q8_0) get a repacked copy in memory (w.packed) when the
+// active ISA has kernels for it; other types are left as they are. Call once
+// per matrix at load; the file format stays canonical. Fails only when the
+// copy cannot be allocated or `w` is invalid.
+Status prepare_weight(WeightMatrix& w, ThreadPool& pool);
 
 // Reusable buffers for quantized activations. reserve() once with the
 // largest (n_tokens, cols) the caller will pass; matmul() then allocates

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "kernels/cpu/kernel_table.h"
+#include "kernels/cpu/matmul_packed_impl.h"
 #include "kernels/cpu/matmul_q32_impl.h"
 #include "kernels/cpu/simd_avx2.h"
 
@@ -116,6 +117,8 @@ void fill_avx512(KernelTable& t) {
   t.gemm[static_cast<int>(TensorType::kQ5_0)] = gemm_q32<DecQ5_0, true>;
   t.gemm[static_cast<int>(TensorType::kQ5_1)] = gemm_q32<DecQ5_1, true>;
   t.gemm[static_cast<int>(TensorType::kQ8_0)] = gemm_q32<DecQ8_0, true>;
+  t.gemm_packed[static_cast<int>(TensorType::kQ4_0)] = gemm_packed<PackQ4_0x8, true>;
+  t.gemm_packed[static_cast<int>(TensorType::kQ8_0)] = gemm_packed<PackQ8_0x8, true>;
 }
 
 void fill_avx512_vec(KernelTable&) {}

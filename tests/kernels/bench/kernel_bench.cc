@@ -1,12 +1,15 @@
 // frugal_kernel_bench: GEMV and GEMM throughput of matmul() per weight type
 // on every ISA this CPU supports (or the one named by --isa).
-//   frugal_kernel_bench [--threads N] [--isa generic|avx2|avx512] [--tokens N]
+//   frugal_kernel_bench [--threads N] [--isa generic|avx2|avx512] [--tokens N] [--no-pack] [--type T] [--cpu-time]
+// Weights go through prepare_weight() as the model's do (repacked layouts
+// where the ISA has them) unless --no-pack.
 // GEMV reports GB/s of weight bytes streamed; GEMM reports GFLOP/s
 // (2 * rows * cols * tokens per call). Not a test: timings vary by machine.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <random>
 #include <string>
 #include <vector>
@@ -21,14 +24,29 @@ using namespace frugal::kernels;
 
 namespace {
 
+// With --cpu-time the clock is this process's CPU time divided by the
+// threads: on a machine shared with other work that approximates the time
+// the kernel would take with the cores to itself (spin-waits count too).
+bool g_cpu_time = false;
+int g_threads = 1;
+
+double now_s() {
+  if (g_cpu_time) {
+    timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (ts.tv_sec + ts.tv_nsec * 1e-9) / g_threads;
+  }
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
 double seconds_per_call(const WeightMatrix& w, const std::vector<float>& x, int64_t nt, std::vector<float>& out,
                         ThreadPool& pool, MatmulScratch& scratch) {
   matmul(w, x.data(), nt, out.data(), pool, scratch);  // warm-up
   int iters = 1;
   for (;;) {
-    const auto t0 = std::chrono::steady_clock::now();
+    const double t0 = now_s();
     for (int i = 0; i < iters; ++i) matmul(w, x.data(), nt, out.data(), pool, scratch);
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double s = now_s() - t0;
     if (s > 0.3 || iters >= (1 << 20)) return s / iters;
     iters *= 2;
   }
@@ -53,16 +71,22 @@ int main(int argc, char** argv) {
   int threads = 0;
   int64_t gemm_tokens = 128;
   std::string only_isa;
+  bool pack = true;
+  std::string only_type;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) threads = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--isa") && i + 1 < argc) only_isa = argv[++i];
     else if (!std::strcmp(argv[i], "--tokens") && i + 1 < argc) gemm_tokens = std::atoll(argv[++i]);
+    else if (!std::strcmp(argv[i], "--no-pack")) pack = false;
+    else if (!std::strcmp(argv[i], "--cpu-time")) g_cpu_time = true;
+    else if (!std::strcmp(argv[i], "--type") && i + 1 < argc) only_type = argv[++i];
     else {
-      std::fprintf(stderr, "usage: %s [--threads N] [--isa generic|avx2|avx512] [--tokens N]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--threads N] [--isa generic|avx2|avx512] [--tokens N] [--no-pack] [--type T] [--cpu-time]\n", argv[0]);
       return 2;
     }
   }
   ThreadPool pool(threads);
+  g_threads = pool.size();
   const TensorType types[] = {TensorType::kF32, TensorType::kF16,  TensorType::kBF16, TensorType::kQ8_0,
                               TensorType::kQ4_0, TensorType::kQ4_1, TensorType::kQ5_0, TensorType::kQ5_1,
                               TensorType::kQ4_K, TensorType::kQ5_K, TensorType::kQ6_K};
@@ -86,10 +110,15 @@ int main(int argc, char** argv) {
     if (!only_isa.empty() && only_isa != isa_name(isa)) continue;
     set_isa(isa);
     for (TensorType type : types) {
+      if (!only_type.empty() && only_type != tensor_type_name(type)) continue;
       const auto wv_data = make_weights(type, gv_rows, gv_cols);
       const auto wm_data = make_weights(type, gm_rows, gm_cols);
-      const WeightMatrix wv{type, wv_data.data(), gv_rows, gv_cols};
-      const WeightMatrix wm{type, wm_data.data(), gm_rows, gm_cols};
+      WeightMatrix wv{type, wv_data.data(), gv_rows, gv_cols};
+      WeightMatrix wm{type, wm_data.data(), gm_rows, gm_cols};
+      if (pack && (!prepare_weight(wv, pool).ok() || !prepare_weight(wm, pool).ok())) {
+        std::fprintf(stderr, "prepare_weight failed\n");
+        return 1;
+      }
       const double tv = seconds_per_call(wv, xv, 1, outv, pool, scratch);
       const double tm = seconds_per_call(wm, xm, gemm_tokens, outm, pool, scratch);
       std::printf("%-8s %-6s %12.2f %12.2f %14.2f\n", std::string(isa_name(isa)).c_str(),

@@ -1,0 +1,255 @@
+// Internal: GEMV/GEMM kernels over the interleaved 8-row layouts of packed.h
+// for 256-bit vectors, shared by the AVX2 and the AVX-512 translation units
+// (the latter instantiates the VNNI variant). Internal linkage on purpose,
+// see simd_avx2.h.
+//
+// One register tile is one group of 8 rows x T tokens. For every 4-element
+// slice of a block the 8 rows' quants are one vector; the matching 4
+// activation bytes of a token are broadcast to all lanes (a load, not a
+// shuffle), so a maddubs/dpbusd yields partial dot products of all 8 rows in
+// their own lanes. Per block and token that leaves one int->float
+// conversion and one FMA with the vector of 8 row scales, and the 8 results
+// are stored with one instruction: no horizontal sums anywhere.
+#pragma once
+
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/cpu/kernel_table.h"
+#include "kernels/cpu/packed.h"
+#include "kernels/cpu/simd_avx2.h"
+
+namespace frugal::kernels {
+namespace {
+
+using namespace avx2;
+
+inline __m256i bcast4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+
+inline __m256 row_scales(const uint16_t* d) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(d)));
+}
+
+// Writes the 8 lanes of `v` to out[0..n) (n < 8 only for the last group).
+inline void store_rows(float* out, __m256 v, int n) {
+  if (n == kPackRows) {
+    _mm256_storeu_ps(out, v);
+  } else {
+    alignas(32) float tmp[kPackRows];
+    _mm256_store_ps(tmp, v);
+    for (int i = 0; i < n; ++i) out[i] = tmp[i];
+  }
+}
+
+// Q4_0: unsigned nibbles u = q + 8 times the activations, then subtract
+// 8 * sum(a) per block (ActQ8::sum). Without VNNI the int16 maddubs results
+// of a whole block are summed before widening: each is at most
+// 2 * 15 * 127 = 3810 in magnitude, 8 of them 30480 < 2^15.
+template <bool kVnni, int T>
+inline void q4_0x8_tile(const PackQ4_0x8* P, const ActQ8* const* arow, int64_t nb, float* out,
+                        int64_t out_stride, int n_rows) {
+  __m256 acc[T];
+  for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  for (int64_t b = 0; b < nb; ++b) {
+    const PackQ4_0x8& p = P[b];
+    __m256i isum[T];
+    for (int t = 0; t < T; ++t) isum[t] = _mm256_setzero_si256();
+    for (int v = 0; v < 4; ++v) {
+      const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.qs + 32 * v));
+      const __m256i lo = _mm256_and_si256(raw, m4);
+      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+      for (int t = 0; t < T; ++t) {
+        const int8_t* aq = arow[t][b].qs;
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+        if constexpr (kVnni) {
+          isum[t] = _mm256_dpbusd_epi32(isum[t], lo, bcast4(aq + 4 * v));
+          isum[t] = _mm256_dpbusd_epi32(isum[t], hi, bcast4(aq + 16 + 4 * v));
+          continue;
+        }
+#endif
+        isum[t] = _mm256_add_epi16(isum[t], _mm256_maddubs_epi16(lo, bcast4(aq + 4 * v)));
+        isum[t] = _mm256_add_epi16(isum[t], _mm256_maddubs_epi16(hi, bcast4(aq + 16 + 4 * v)));
+      }
+    }
+    const __m256 dw = row_scales(p.d);
+    for (int t = 0; t < T; ++t) {
+      const ActQ8& a = arow[t][b];
+      __m256i s = kVnni ? isum[t] : _mm256_madd_epi16(isum[t], _mm256_set1_epi16(1));
+      s = _mm256_sub_epi32(s, _mm256_set1_epi32(8 * a.sum));
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_set1_ps(a.d)), acc[t]);
+    }
+  }
+  for (int t = 0; t < T; ++t) store_rows(out + t * out_stride, acc[t], n_rows);
+}
+
+// Q8_0: signed x signed, so the sign of the weight moves onto the
+// activation (|w| unsigned for maddubs; activations are never -128). Pair
+// sums reach 2 * 127 * 127, so each maddubs is widened to int32 at once.
+template <bool kVnni, int T>
+inline void q8_0x8_tile(const PackQ8_0x8* P, const ActQ8* const* arow, int64_t nb, float* out,
+                        int64_t out_stride, int n_rows) {
+  __m256 acc[T];
+  for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int64_t b = 0; b < nb; ++b) {
+    const PackQ8_0x8& p = P[b];
+    __m256i isum[T];
+    for (int t = 0; t < T; ++t) isum[t] = _mm256_setzero_si256();
+    for (int v = 0; v < 8; ++v) {
+      const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.qs + 32 * v));
+      const __m256i wa = _mm256_sign_epi8(w, w);
+      for (int t = 0; t < T; ++t) {
+        const __m256i as = _mm256_sign_epi8(bcast4(arow[t][b].qs + 4 * v), w);
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+        if constexpr (kVnni) {
+          isum[t] = _mm256_dpbusd_epi32(isum[t], wa, as);
+          continue;
+        }
+#endif
+        isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(_mm256_maddubs_epi16(wa, as), ones));
+      }
+    }
+    const __m256 dw = row_scales(p.d);
+    for (int t = 0; t < T; ++t)
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_mul_ps(dw, _mm256_set1_ps(arow[t][b].d)),
+                               acc[t]);
+  }
+  for (int t = 0; t < T; ++t) store_rows(out + t * out_stride, acc[t], n_rows);
+}
+
+template <class Pack, bool kVnni, int T>
+inline void packed_tile(const Pack* P, const ActQ8* const* arow, int64_t nb, float* out, int64_t stride,
+                        int n_rows) {
+  if constexpr (std::is_same_v<Pack, PackQ4_0x8>)
+    q4_0x8_tile<kVnni, T>(P, arow, nb, out, stride, n_rows);
+  else
+    q8_0x8_tile<kVnni, T>(P, arow, nb, out, stride, n_rows);
+}
+
+// Rows [r0, r1) with r0 a multiple of 8. Weight panels sized for L2 are
+// reused by every token tile, as in the canonical kernels.
+template <class Pack, bool kVnni>
+void gemm_packed(const WeightMatrix& w, const void* act, int64_t n_tokens, float* out, int64_t r0,
+                 int64_t r1) {
+  constexpr int kT = 4;
+  const int64_t nb = w.cols / 32;
+  const auto* P = static_cast<const Pack*>(w.packed);
+  const auto* A = static_cast<const ActQ8*>(act);
+  const int64_t g_begin = r0 / kPackRows, g_end = (r1 + kPackRows - 1) / kPackRows;
+  const int64_t panel = std::max<int64_t>(1, panel_rows(static_cast<size_t>(nb) * sizeof(Pack), 1));
+  for (int64_t p0 = g_begin; p0 < g_end; p0 += panel) {
+    const int64_t p1 = std::min(g_end, p0 + panel);
+    for (int64_t t0 = 0; t0 < n_tokens; t0 += kT) {
+      const int nt = static_cast<int>(std::min<int64_t>(kT, n_tokens - t0));
+      const ActQ8* arow[kT];
+      for (int i = 0; i < kT; ++i) arow[i] = A + (t0 + std::min(i, nt - 1)) * nb;
+      for (int64_t g = p0; g < p1; ++g) {
+        const Pack* pg = P + g * nb;
+        const int n_rows = static_cast<int>(std::min<int64_t>(kPackRows, r1 - g * kPackRows));
+        float* o = out + t0 * w.rows + g * kPackRows;
+        switch (nt) {
+          case 4: packed_tile<Pack, kVnni, 4>(pg, arow, nb, o, w.rows, n_rows); break;
+          case 3: packed_tile<Pack, kVnni, 3>(pg, arow, nb, o, w.rows, n_rows); break;
+          case 2: packed_tile<Pack, kVnni, 2>(pg, arow, nb, o, w.rows, n_rows); break;
+          default: packed_tile<Pack, kVnni, 1>(pg, arow, nb, o, w.rows, n_rows); break;
+        }
+      }
+    }
+  }
+}
+
+// Q4_K: per sub-block the 8 maddubs of unsigned nibbles x activations are
+// summed in int16 (bounded as for Q4_0), then one madd against the row
+// scales (each repeated in both int16 halves of its lane) applies the 6-bit
+// scale while widening. The mins need sum(min_j * bsum_j): with (min 2p,
+// min 2p+1) as an int16 pair per row, one madd against the broadcast pair of
+// 32-element activation sums covers two sub-blocks.
+template <bool kVnni, int T>
+inline void q4_kx8_tile(const PackQ4_Kx8* P, const quant::BlockQ8_K* const* arow, int64_t nb, float* out,
+                        int64_t out_stride, int n_rows) {
+  __m256 acc[T];
+  for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  for (int64_t b = 0; b < nb; ++b) {
+    const PackQ4_Kx8& p = P[b];
+    __m256i isum[T], msum[T];
+    for (int t = 0; t < T; ++t) {
+      isum[t] = _mm256_setzero_si256();
+      msum[t] = _mm256_setzero_si256();
+    }
+    for (int c = 0; c < 4; ++c) {
+      __m256i s_lo[T], s_hi[T];
+      for (int t = 0; t < T; ++t) s_lo[t] = s_hi[t] = _mm256_setzero_si256();
+      for (int v = 0; v < 8; ++v) {
+        const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.qs[c][v]));
+        const __m256i lo = _mm256_and_si256(raw, m4);
+        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+        for (int t = 0; t < T; ++t) {
+          const int8_t* aq = arow[t][b].qs + 64 * c + 4 * v;
+          s_lo[t] = _mm256_add_epi16(s_lo[t], _mm256_maddubs_epi16(lo, bcast4(aq)));
+          s_hi[t] = _mm256_add_epi16(s_hi[t], _mm256_maddubs_epi16(hi, bcast4(aq + 32)));
+        }
+      }
+      const __m256i sc_lo =
+          _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p.scales[2 * c])));
+      const __m256i sc_hi =
+          _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p.scales[2 * c + 1])));
+      const __m256i mn = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p.mins[c])));
+      for (int t = 0; t < T; ++t) {
+        isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(s_lo[t], sc_lo));
+        isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(s_hi[t], sc_hi));
+        // Sums of the two 32-element sub-blocks 2c, 2c + 1 as an int16 pair
+        // (each at most 32 * 127, so they fit).
+        const int16_t* bs = arow[t][b].bsums + 4 * c;
+        const uint32_t pair = static_cast<uint16_t>(bs[0] + bs[1]) |
+                              (static_cast<uint32_t>(static_cast<uint16_t>(bs[2] + bs[3])) << 16);
+        msum[t] = _mm256_add_epi32(msum[t], _mm256_madd_epi16(mn, _mm256_set1_epi32(static_cast<int32_t>(pair))));
+      }
+    }
+    const __m256 dw = row_scales(p.d), mw = row_scales(p.dmin);
+    for (int t = 0; t < T; ++t) {
+      const __m256 ad = _mm256_set1_ps(arow[t][b].d);
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_mul_ps(dw, ad), acc[t]);
+      acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(msum[t]), _mm256_mul_ps(mw, ad), acc[t]);
+    }
+  }
+  for (int t = 0; t < T; ++t) store_rows(out + t * out_stride, acc[t], n_rows);
+}
+
+template <bool kVnni>
+void gemm_packed_q4_k(const WeightMatrix& w, const void* act, int64_t n_tokens, float* out, int64_t r0,
+                      int64_t r1) {
+  constexpr int kT = 4;
+  const int64_t nb = w.cols / 256;
+  const auto* P = static_cast<const PackQ4_Kx8*>(w.packed);
+  const auto* A = static_cast<const quant::BlockQ8_K*>(act);
+  const int64_t g_begin = r0 / kPackRows, g_end = (r1 + kPackRows - 1) / kPackRows;
+  const int64_t panel = std::max<int64_t>(1, panel_rows(static_cast<size_t>(nb) * sizeof(PackQ4_Kx8), 1));
+  for (int64_t p0 = g_begin; p0 < g_end; p0 += panel) {
+    const int64_t p1 = std::min(g_end, p0 + panel);
+    for (int64_t t0 = 0; t0 < n_tokens; t0 += kT) {
+      const int nt = static_cast<int>(std::min<int64_t>(kT, n_tokens - t0));
+      const quant::BlockQ8_K* arow[kT];
+      for (int i = 0; i < kT; ++i) arow[i] = A + (t0 + std::min(i, nt - 1)) * nb;
+      for (int64_t g = p0; g < p1; ++g) {
+        const PackQ4_Kx8* pg = P + g * nb;
+        const int n_rows = static_cast<int>(std::min<int64_t>(kPackRows, r1 - g * kPackRows));
+        float* o = out + t0 * w.rows + g * kPackRows;
+        switch (nt) {
+          case 4: q4_kx8_tile<kVnni, 4>(pg, arow, nb, o, w.rows, n_rows); break;
+          case 3: q4_kx8_tile<kVnni, 3>(pg, arow, nb, o, w.rows, n_rows); break;
+          case 2: q4_kx8_tile<kVnni, 2>(pg, arow, nb, o, w.rows, n_rows); break;
+          default: q4_kx8_tile<kVnni, 1>(pg, arow, nb, o, w.rows, n_rows); break;
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace frugal::kernels

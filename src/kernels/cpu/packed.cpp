@@ -1,0 +1,135 @@
+#include "kernels/cpu/packed.h"
+
+#include <cstring>
+
+#include "quant/blocks.h"
+
+namespace frugal::kernels {
+
+size_t packed_block_bytes(TensorType type) {
+  switch (type) {
+    case TensorType::kQ4_0: return sizeof(PackQ4_0x8);
+    case TensorType::kQ8_0: return sizeof(PackQ8_0x8);
+    case TensorType::kQ4_K: return sizeof(PackQ4_Kx8);
+    default: return 0;
+  }
+}
+
+namespace {
+
+// Copies 4-byte words of `q` (the canonical quants of one row's block) into
+// word slot r of each 32-byte vector of the packed block.
+inline void scatter_words(const void* q, int n_words, int r, uint8_t* qs) {
+  const auto* src = static_cast<const uint8_t*>(q);
+  for (int v = 0; v < n_words; ++v) std::memcpy(qs + 32 * v + 4 * r, src + 4 * v, 4);
+}
+
+inline void gather_words(const uint8_t* qs, int n_words, int r, void* q) {
+  auto* dst = static_cast<uint8_t*>(q);
+  for (int v = 0; v < n_words; ++v) std::memcpy(dst + 4 * v, qs + 32 * v + 4 * r, 4);
+}
+
+template <class Pack, class Block>
+void pack_impl(const void* src, int64_t rows, int64_t cols, void* dst, int64_t g0, int64_t g1) {
+  const int64_t nb = cols / 32;
+  const auto* W = static_cast<const Block*>(src);
+  auto* P = static_cast<Pack*>(dst);
+  constexpr int kWords = sizeof(Block::qs) / 4;
+  for (int64_t g = g0; g < g1; ++g)
+    for (int64_t b = 0; b < nb; ++b) {
+      Pack& p = P[g * nb + b];
+      std::memset(&p, 0, sizeof(p));
+      for (int r = 0; r < kPackRows; ++r) {
+        const int64_t row = g * kPackRows + r;
+        if (row >= rows) break;
+        const Block& blk = W[row * nb + b];
+        p.d[r] = blk.d;
+        scatter_words(blk.qs, kWords, r, reinterpret_cast<uint8_t*>(p.qs));
+      }
+    }
+}
+
+template <class Pack, class Block>
+void unpack_impl(const void* packed, int64_t cols, int64_t row, void* dst) {
+  const int64_t nb = cols / 32;
+  const auto* P = static_cast<const Pack*>(packed);
+  auto* out = static_cast<Block*>(dst);
+  const int64_t g = row / kPackRows;
+  const int r = static_cast<int>(row % kPackRows);
+  constexpr int kWords = sizeof(Block::qs) / 4;
+  for (int64_t b = 0; b < nb; ++b) {
+    const Pack& p = P[g * nb + b];
+    out[b].d = p.d[r];
+    gather_words(reinterpret_cast<const uint8_t*>(p.qs), kWords, r, out[b].qs);
+  }
+}
+
+void pack_q4_k(const void* src, int64_t rows, int64_t cols, void* dst, int64_t g0, int64_t g1) {
+  const int64_t nb = cols / 256;
+  const auto* W = static_cast<const quant::BlockQ4_K*>(src);
+  auto* P = static_cast<PackQ4_Kx8*>(dst);
+  for (int64_t g = g0; g < g1; ++g)
+    for (int64_t b = 0; b < nb; ++b) {
+      PackQ4_Kx8& p = P[g * nb + b];
+      std::memset(&p, 0, sizeof(p));
+      for (int r = 0; r < kPackRows; ++r) {
+        const int64_t row = g * kPackRows + r;
+        if (row >= rows) break;
+        const quant::BlockQ4_K& blk = W[row * nb + b];
+        p.d[r] = blk.d;
+        p.dmin[r] = blk.dmin;
+        uint8_t sc[8], mn[8];
+        for (int j = 0; j < 8; ++j) quant::unpack_k_scale_min(j, blk.scales, &sc[j], &mn[j]);
+        for (int j = 0; j < 8; ++j) p.scales[j][2 * r] = p.scales[j][2 * r + 1] = sc[j];
+        for (int q = 0; q < 4; ++q) {
+          p.mins[q][2 * r] = mn[2 * q];
+          p.mins[q][2 * r + 1] = mn[2 * q + 1];
+        }
+        for (int c = 0; c < 4; ++c) scatter_words(blk.qs + 32 * c, 8, r, &p.qs[c][0][0]);
+      }
+    }
+}
+
+void unpack_q4_k(const void* packed, int64_t cols, int64_t row, void* dst) {
+  const int64_t nb = cols / 256;
+  const auto* P = static_cast<const PackQ4_Kx8*>(packed);
+  auto* out = static_cast<quant::BlockQ4_K*>(dst);
+  const int64_t g = row / kPackRows;
+  const int r = static_cast<int>(row % kPackRows);
+  for (int64_t b = 0; b < nb; ++b) {
+    const PackQ4_Kx8& p = P[g * nb + b];
+    out[b].d = p.d[r];
+    out[b].dmin = p.dmin[r];
+    uint8_t sc[8], mn[8];
+    for (int j = 0; j < 8; ++j) sc[j] = p.scales[j][2 * r];
+    for (int q = 0; q < 4; ++q) {
+      mn[2 * q] = p.mins[q][2 * r];
+      mn[2 * q + 1] = p.mins[q][2 * r + 1];
+    }
+    quant::pack_k_scale_min(sc, mn, out[b].scales);
+    for (int c = 0; c < 4; ++c) gather_words(&p.qs[c][0][0], 8, r, out[b].qs + 32 * c);
+  }
+}
+
+}  // namespace
+
+void pack_rows(TensorType type, const void* src, int64_t rows, int64_t cols, void* dst, int64_t g0,
+               int64_t g1) {
+  switch (type) {
+    case TensorType::kQ4_0: pack_impl<PackQ4_0x8, quant::BlockQ4_0>(src, rows, cols, dst, g0, g1); break;
+    case TensorType::kQ8_0: pack_impl<PackQ8_0x8, quant::BlockQ8_0>(src, rows, cols, dst, g0, g1); break;
+    case TensorType::kQ4_K: pack_q4_k(src, rows, cols, dst, g0, g1); break;
+    default: break;
+  }
+}
+
+void unpack_row(TensorType type, const void* packed, int64_t /*rows*/, int64_t cols, int64_t row, void* dst) {
+  switch (type) {
+    case TensorType::kQ4_0: unpack_impl<PackQ4_0x8, quant::BlockQ4_0>(packed, cols, row, dst); break;
+    case TensorType::kQ8_0: unpack_impl<PackQ8_0x8, quant::BlockQ8_0>(packed, cols, row, dst); break;
+    case TensorType::kQ4_K: unpack_q4_k(packed, cols, row, dst); break;
+    default: break;
+  }
+}
+
+}  // namespace frugal::kernels
