@@ -236,8 +236,8 @@ TEST(Matmul, NoAllocationAfterReserve) {
 
 // pack_rows / unpack_row are exact inverses, including a partial last group.
 TEST(Matmul, PackRoundTrip) {
-  for (TensorType type : {TensorType::kQ4_0, TensorType::kQ8_0, TensorType::kQ4_K}) {
-    const int64_t rows = 13, cols = type == TensorType::kQ4_K ? 512 : 96;
+  for (TensorType type : {TensorType::kQ4_0, TensorType::kQ8_0, TensorType::kQ4_K, TensorType::kQ6_K}) {
+    const int64_t rows = 13, cols = quant::block_size(type) == 256 ? 512 : 96;
     const Problem p = make_problem(type, rows, cols, 1, 3);
     const size_t rs = quant::row_size(type, cols);
     const int64_t groups = (rows + kPackRows - 1) / kPackRows;

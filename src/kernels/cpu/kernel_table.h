@@ -39,6 +39,8 @@ struct KernelTable {
   // this ISA has none for the type (matmul then uses the canonical rows).
   // Called with r0 a multiple of 8.
   GemmFn gemm_packed[32] = {};
+  // Fewest tokens for which gemm_packed beats gemm on the canonical rows.
+  int packed_min_tokens[32] = {};
   // Quantizes one activation row of n elements (n a multiple of the block).
   void (*quant_q8x32)(const float* x, ActQ8* y, int64_t n) = nullptr;
   void (*quant_q8k)(const float* x, quant::BlockQ8_K* y, int64_t n) = nullptr;

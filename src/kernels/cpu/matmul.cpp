@@ -167,7 +167,8 @@ void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* out,
   job.table = &table;
   job.kind = act_kind(w.type);
   job.fn = table.gemm[static_cast<uint32_t>(w.type)];
-  if (w.packed != nullptr && table.gemm_packed[static_cast<uint32_t>(w.type)] != nullptr)
+  if (w.packed != nullptr && table.gemm_packed[static_cast<uint32_t>(w.type)] != nullptr &&
+      n_tokens >= table.packed_min_tokens[static_cast<uint32_t>(w.type)])
     job.fn = table.gemm_packed[static_cast<uint32_t>(w.type)];
   job.act = x;
 

@@ -221,15 +221,81 @@ inline void q4_kx8_tile(const PackQ4_Kx8* P, const quant::BlockQ8_K* const* arow
   for (int t = 0; t < T; ++t) store_rows(out + t * out_stride, acc[t], n_rows);
 }
 
-template <bool kVnni>
-void gemm_packed_q4_k(const WeightMatrix& w, const void* act, int64_t n_tokens, float* out, int64_t r0,
+// Q6_K: unsigned 6-bit quants (0..63) rebuilt from the nibble and 2-bit
+// planes; maddubs pair sums reach 2 * 63 * 127 = 16002, so only two slices
+// are summed in int16 before a madd applies the sub-block's int8 scale.
+// Rebuilding the quants costs more than the canonical kernel's per-row
+// decode when it feeds a single token, so matmul() uses this layout only
+// for prefill (KernelTable::packed_min_tokens). The
+// -32 offset is subtracted once per block as 32 * sum(scale_j * bsum_j).
+template <int T>
+inline void q6_kx8_tile(const PackQ6_Kx8* P, const quant::BlockQ8_K* const* arow, int64_t nb, float* out,
+                        int64_t out_stride, int n_rows) {
+  __m256 acc[T];
+  for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
+  for (int64_t b = 0; b < nb; ++b) {
+    const PackQ6_Kx8& p = P[b];
+    __m256i isum[T];
+    for (int t = 0; t < T; ++t) isum[t] = _mm256_setzero_si256();
+    auto quants = [&](int v) {
+      const __m256i l = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.ql[v % 32]));
+      const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.qh[v % 16]));
+      const __m256i lo = v < 32 ? _mm256_and_si256(l, m4) : _mm256_and_si256(_mm256_srli_epi16(l, 4), m4);
+      const int sh = v / 16;
+      const __m256i hs = sh == 0 ? _mm256_slli_epi16(h, 4) : sh == 1 ? _mm256_slli_epi16(h, 2)
+                         : sh == 2 ? h : _mm256_srli_epi16(h, 2);
+      return _mm256_or_si256(lo, _mm256_and_si256(hs, m30));
+    };
+    for (int j = 0; j < 16; ++j) {
+      const __m256i q0 = quants(4 * j), q1 = quants(4 * j + 1), q2 = quants(4 * j + 2), q3 = quants(4 * j + 3);
+      const __m256i sc =
+          _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p.scales[j])));
+      for (int t = 0; t < T; ++t) {
+        const int8_t* aq = arow[t][b].qs + 16 * j;
+        const __m256i s01 = _mm256_add_epi16(_mm256_maddubs_epi16(q0, bcast4(aq)),
+                                             _mm256_maddubs_epi16(q1, bcast4(aq + 4)));
+        const __m256i s23 = _mm256_add_epi16(_mm256_maddubs_epi16(q2, bcast4(aq + 8)),
+                                             _mm256_maddubs_epi16(q3, bcast4(aq + 12)));
+        isum[t] = _mm256_add_epi32(isum[t], _mm256_add_epi32(_mm256_madd_epi16(s01, sc), _mm256_madd_epi16(s23, sc)));
+      }
+    }
+    const __m256 dw = row_scales(p.d);
+    for (int t = 0; t < T; ++t) {
+      __m256i off = _mm256_setzero_si256();
+      const int16_t* bs = arow[t][b].bsums;
+      for (int q = 0; q < 8; ++q) {
+        const __m256i scp =
+            _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p.scale_pairs[q])));
+        const uint32_t pair = static_cast<uint16_t>(bs[2 * q]) |
+                              (static_cast<uint32_t>(static_cast<uint16_t>(bs[2 * q + 1])) << 16);
+        off = _mm256_add_epi32(off, _mm256_madd_epi16(scp, _mm256_set1_epi32(static_cast<int32_t>(pair))));
+      }
+      const __m256i tot = _mm256_sub_epi32(isum[t], _mm256_slli_epi32(off, 5));
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(tot), _mm256_mul_ps(dw, _mm256_set1_ps(arow[t][b].d)), acc[t]);
+    }
+  }
+  for (int t = 0; t < T; ++t) store_rows(out + t * out_stride, acc[t], n_rows);
+}
+
+template <class Pack, int T>
+inline void k_packed_tile(const Pack* P, const quant::BlockQ8_K* const* arow, int64_t nb, float* out,
+                          int64_t stride, int n_rows) {
+  if constexpr (std::is_same_v<Pack, PackQ4_Kx8>)
+    q4_kx8_tile<false, T>(P, arow, nb, out, stride, n_rows);
+  else
+    q6_kx8_tile<T>(P, arow, nb, out, stride, n_rows);
+}
+
+template <class Pack>
+void gemm_packed_k(const WeightMatrix& w, const void* act, int64_t n_tokens, float* out, int64_t r0,
                       int64_t r1) {
   constexpr int kT = 4;
   const int64_t nb = w.cols / 256;
-  const auto* P = static_cast<const PackQ4_Kx8*>(w.packed);
+  const auto* P = static_cast<const Pack*>(w.packed);
   const auto* A = static_cast<const quant::BlockQ8_K*>(act);
   const int64_t g_begin = r0 / kPackRows, g_end = (r1 + kPackRows - 1) / kPackRows;
-  const int64_t panel = std::max<int64_t>(1, panel_rows(static_cast<size_t>(nb) * sizeof(PackQ4_Kx8), 1));
+  const int64_t panel = std::max<int64_t>(1, panel_rows(static_cast<size_t>(nb) * sizeof(Pack), 1));
   for (int64_t p0 = g_begin; p0 < g_end; p0 += panel) {
     const int64_t p1 = std::min(g_end, p0 + panel);
     for (int64_t t0 = 0; t0 < n_tokens; t0 += kT) {
@@ -237,14 +303,14 @@ void gemm_packed_q4_k(const WeightMatrix& w, const void* act, int64_t n_tokens, 
       const quant::BlockQ8_K* arow[kT];
       for (int i = 0; i < kT; ++i) arow[i] = A + (t0 + std::min(i, nt - 1)) * nb;
       for (int64_t g = p0; g < p1; ++g) {
-        const PackQ4_Kx8* pg = P + g * nb;
+        const Pack* pg = P + g * nb;
         const int n_rows = static_cast<int>(std::min<int64_t>(kPackRows, r1 - g * kPackRows));
         float* o = out + t0 * w.rows + g * kPackRows;
         switch (nt) {
-          case 4: q4_kx8_tile<kVnni, 4>(pg, arow, nb, o, w.rows, n_rows); break;
-          case 3: q4_kx8_tile<kVnni, 3>(pg, arow, nb, o, w.rows, n_rows); break;
-          case 2: q4_kx8_tile<kVnni, 2>(pg, arow, nb, o, w.rows, n_rows); break;
-          default: q4_kx8_tile<kVnni, 1>(pg, arow, nb, o, w.rows, n_rows); break;
+          case 4: k_packed_tile<Pack, 4>(pg, arow, nb, o, w.rows, n_rows); break;
+          case 3: k_packed_tile<Pack, 3>(pg, arow, nb, o, w.rows, n_rows); break;
+          case 2: k_packed_tile<Pack, 2>(pg, arow, nb, o, w.rows, n_rows); break;
+          default: k_packed_tile<Pack, 1>(pg, arow, nb, o, w.rows, n_rows); break;
         }
       }
     }

@@ -11,6 +11,7 @@ size_t packed_block_bytes(TensorType type) {
     case TensorType::kQ4_0: return sizeof(PackQ4_0x8);
     case TensorType::kQ8_0: return sizeof(PackQ8_0x8);
     case TensorType::kQ4_K: return sizeof(PackQ4_Kx8);
+    case TensorType::kQ6_K: return sizeof(PackQ6_Kx8);
     default: return 0;
   }
 }
@@ -111,6 +112,73 @@ void unpack_q4_k(const void* packed, int64_t cols, int64_t row, void* dst) {
   }
 }
 
+// Element e (< 256) of a canonical Q6_K block as an unsigned 6-bit quant.
+inline uint8_t q6_get(const quant::BlockQ6_K& b, int e) {
+  const int h = e / 128, l = e % 128, l32 = l % 32, part = l / 32;
+  const uint8_t* ql = b.ql + 64 * h;
+  const uint8_t* qh = b.qh + 32 * h;
+  const uint8_t lo = part == 0 ? ql[l32] & 0xF : part == 1 ? ql[l32 + 32] & 0xF : part == 2 ? ql[l32] >> 4 : ql[l32 + 32] >> 4;
+  return static_cast<uint8_t>(lo | (((qh[l32] >> (2 * part)) & 3) << 4));
+}
+
+inline void q6_set(quant::BlockQ6_K& b, int e, uint8_t q) {
+  const int h = e / 128, l = e % 128, l32 = l % 32, part = l / 32;
+  uint8_t* ql = b.ql + 64 * h;
+  uint8_t* qh = b.qh + 32 * h;
+  uint8_t& byte = (part & 1) ? ql[l32 + 32] : ql[l32];
+  byte = part < 2 ? static_cast<uint8_t>((byte & 0xF0) | (q & 0xF)) : static_cast<uint8_t>((byte & 0x0F) | (q << 4));
+  qh[l32] = static_cast<uint8_t>((qh[l32] & ~(3 << (2 * part))) | (((q >> 4) & 3) << (2 * part)));
+}
+
+void pack_q6_k(const void* src, int64_t rows, int64_t cols, void* dst, int64_t g0, int64_t g1) {
+  const int64_t nb = cols / 256;
+  const auto* W = static_cast<const quant::BlockQ6_K*>(src);
+  auto* P = static_cast<PackQ6_Kx8*>(dst);
+  for (int64_t g = g0; g < g1; ++g)
+    for (int64_t b = 0; b < nb; ++b) {
+      PackQ6_Kx8& p = P[g * nb + b];
+      std::memset(&p, 0, sizeof(p));
+      for (int r = 0; r < kPackRows; ++r) {
+        const int64_t row = g * kPackRows + r;
+        if (row >= rows) break;
+        const quant::BlockQ6_K& blk = W[row * nb + b];
+        p.d[r] = blk.d;
+        for (int j = 0; j < 16; ++j) p.scales[j][2 * r] = p.scales[j][2 * r + 1] = blk.scales[j];
+        for (int q = 0; q < 8; ++q) {
+          p.scale_pairs[q][2 * r] = blk.scales[2 * q];
+          p.scale_pairs[q][2 * r + 1] = blk.scales[2 * q + 1];
+        }
+        for (int e = 0; e < 256; ++e) {
+          const int v = e / 4, byte = 4 * r + e % 4;
+          const uint8_t q = q6_get(blk, e);
+          p.ql[v % 32][byte] |= static_cast<uint8_t>((q & 0xF) << (v < 32 ? 0 : 4));
+          p.qh[v % 16][byte] |= static_cast<uint8_t>((q >> 4) << (2 * (v / 16)));
+        }
+      }
+    }
+}
+
+void unpack_q6_k(const void* packed, int64_t cols, int64_t row, void* dst) {
+  const int64_t nb = cols / 256;
+  const auto* P = static_cast<const PackQ6_Kx8*>(packed);
+  auto* out = static_cast<quant::BlockQ6_K*>(dst);
+  const int64_t g = row / kPackRows;
+  const int r = static_cast<int>(row % kPackRows);
+  for (int64_t b = 0; b < nb; ++b) {
+    const PackQ6_Kx8& p = P[g * nb + b];
+    quant::BlockQ6_K& blk = out[b];
+    std::memset(&blk, 0, sizeof(blk));
+    blk.d = p.d[r];
+    for (int j = 0; j < 16; ++j) blk.scales[j] = p.scales[j][2 * r];
+    for (int e = 0; e < 256; ++e) {
+      const int v = e / 4, byte = 4 * r + e % 4;
+      const uint8_t lo = (p.ql[v % 32][byte] >> (v < 32 ? 0 : 4)) & 0xF;
+      const uint8_t hi = (p.qh[v % 16][byte] >> (2 * (v / 16))) & 3;
+      q6_set(blk, e, static_cast<uint8_t>(lo | (hi << 4)));
+    }
+  }
+}
+
 }  // namespace
 
 void pack_rows(TensorType type, const void* src, int64_t rows, int64_t cols, void* dst, int64_t g0,
@@ -119,6 +187,7 @@ void pack_rows(TensorType type, const void* src, int64_t rows, int64_t cols, voi
     case TensorType::kQ4_0: pack_impl<PackQ4_0x8, quant::BlockQ4_0>(src, rows, cols, dst, g0, g1); break;
     case TensorType::kQ8_0: pack_impl<PackQ8_0x8, quant::BlockQ8_0>(src, rows, cols, dst, g0, g1); break;
     case TensorType::kQ4_K: pack_q4_k(src, rows, cols, dst, g0, g1); break;
+    case TensorType::kQ6_K: pack_q6_k(src, rows, cols, dst, g0, g1); break;
     default: break;
   }
 }
@@ -128,6 +197,7 @@ void unpack_row(TensorType type, const void* packed, int64_t /*rows*/, int64_t c
     case TensorType::kQ4_0: unpack_impl<PackQ4_0x8, quant::BlockQ4_0>(packed, cols, row, dst); break;
     case TensorType::kQ8_0: unpack_impl<PackQ8_0x8, quant::BlockQ8_0>(packed, cols, row, dst); break;
     case TensorType::kQ4_K: unpack_q4_k(packed, cols, row, dst); break;
+    case TensorType::kQ6_K: unpack_q6_k(packed, cols, row, dst); break;
     default: break;
   }
 }
