@@ -8,7 +8,7 @@ scripts/install-deps.sh
 jobs=$(nproc)
 cmake --preset release >/dev/null
 cmake --build --preset release -j "$jobs"
-ctest --preset release -j 1
+ctest --preset release -LE gpu -j 1   # the gpu label needs a GPU (bench/gpu/run-on-device.sh runs it)
 if [ -x scripts/ci-asan.sh ]; then
   scripts/ci-asan.sh
 fi

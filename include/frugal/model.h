@@ -11,6 +11,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "frugal/status.h"
@@ -73,13 +74,23 @@ struct BatchEntry {
   bool want_logits = false;
 };
 
+// Where the decoder layers run.
+enum class Device { kCpu, kCuda };
+
 struct ContextOptions {
   int max_sequences = 1;     // distinct sequence ids in [0, max_sequences)
   int max_context = 0;       // tokens per sequence; 0: the model's training context
   int max_batch_tokens = 512;  // entries per forward() call
   int kv_block_tokens = 16;  // tokens per KV cache block
   int kv_blocks = 0;         // 0: enough for max_sequences full contexts
+  Device device = Device::kCpu;
+  // With Device::kCuda: layers [0, gpu_layers) run on the GPU, the rest on the
+  // CPU (-1: all layers and the output head on the GPU).
+  int gpu_layers = -1;
 };
+
+// Parses "cpu" / "cuda" (for command-line flags).
+Expected<Device> parse_device(std::string_view name);
 
 // Per-stream state: the KV cache and the scratch buffers of the forward pass,
 // all reserved at creation so the token loop allocates nothing.

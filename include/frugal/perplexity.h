@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "frugal/model.h"
 #include "frugal/status.h"
 
 namespace frugal {
@@ -30,6 +31,8 @@ struct PerplexityOptions {
   PerplexityProtocol protocol = PerplexityProtocol::kReference;
   std::string_view document_separator = "\n\x1e\n";
   int max_windows = 0;  // 0: all
+  Device device = Device::kCpu;  // see ContextOptions
+  int gpu_layers = -1;
   // Called after each window with (windows done, total, running ppl_all).
   std::function<void(int, int, double)> on_window;
 };

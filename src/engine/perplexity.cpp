@@ -61,7 +61,8 @@ Expected<PerplexityResult> compute_perplexity(const Model& model, std::string_vi
 
   FRUGAL_ASSIGN_OR_RETURN(
       std::unique_ptr<InferenceContext> ctx,
-      InferenceContext::create(model, {.max_sequences = 1, .max_context = n_ctx, .max_batch_tokens = n_ctx}));
+      InferenceContext::create(model, {.max_sequences = 1, .max_context = n_ctx, .max_batch_tokens = n_ctx,
+                                      .device = options.device, .gpu_layers = options.gpu_layers}));
   const int n_vocab = model.info().n_vocab;
   std::vector<BatchEntry> batch(n_ctx);
   std::vector<float> logits;

@@ -64,7 +64,70 @@ void fill_info(ModelImpl& m) {
     }
 }
 
+// The model as the device backends see it: plain pointers into the weights.
+backend::ModelDesc describe_for_device(const ModelImpl& m) {
+  const HParams& hp = m.hp;
+  backend::ModelDesc d{.n_embd = hp.n_embd, .n_head = hp.n_head, .n_head_kv = hp.n_head_kv,
+                       .head_dim = hp.head_dim, .n_ff = hp.n_ff, .n_rot = hp.n_rot, .n_vocab = hp.n_vocab,
+                       .rms_eps = hp.rms_eps, .rope_neox = hp.rope_style == RopeStyle::kNeox};
+  auto opt = [](const std::vector<float>& v) { return v.empty() ? nullptr : v.data(); };
+  for (const LayerWeights& l : m.weights.layers)
+    d.layers.push_back({.attn_norm = l.attn_norm.data(), .wq = l.wq, .wk = l.wk, .wv = l.wv, .wo = l.wo,
+                        .bq = opt(l.bq), .bk = opt(l.bk), .bv = opt(l.bv), .ffn_norm = l.ffn_norm.data(),
+                        .w_gate = l.w_gate, .w_up = l.w_up, .w_down = l.w_down});
+  d.output_norm = m.weights.output_norm.data();
+  d.output = m.weights.output;
+  return d;
+}
+
+// Uploads (once per model, shared by its contexts) the weights of the GPU
+// layers and creates the context's device state.
+Status attach_device(const ModelImpl& m, ContextImpl& c) {
+  FRUGAL_ASSIGN_OR_RETURN(backend::Backend * be, backend::cuda_backend());
+  const backend::ModelDesc desc = describe_for_device(m);
+  const bool output = c.gpu_layers == m.hp.n_layer;
+  std::shared_ptr<backend::DeviceModel> weights;
+  {
+    std::lock_guard<std::mutex> lock(m.device_mutex);
+    if (!m.device_model || m.device_model->n_layers() < c.gpu_layers || (output && !m.device_model->has_output())) {
+      m.device_model.reset();  // free the smaller upload first
+      FRUGAL_ASSIGN_OR_RETURN(m.device_model, be->upload(desc, c.gpu_layers, output));
+    }
+    weights = m.device_model;
+  }
+  const ContextOptions& o = c.options;
+  FRUGAL_ASSIGN_OR_RETURN(c.device, be->create_context(weights, desc,
+                                                       {.n_layers = c.gpu_layers,
+                                                        .output_on_device = output,
+                                                        .max_batch_tokens = o.max_batch_tokens,
+                                                        .max_sequences = o.max_sequences,
+                                                        .max_context = o.max_context,
+                                                        .kv_block_tokens = o.kv_block_tokens,
+                                                        .kv_blocks = o.kv_blocks}));
+  return Status::Ok();
+}
+
+// KvCache::truncate may give a sequence a private copy of a shared partial
+// block; the device cache mirrors that copy.
+Status truncate_kv(ContextImpl& c, int32_t seq, int32_t n_tokens) {
+  if (seq < 0 || seq >= c.options.max_sequences) return Status::Ok();
+  const auto& table = c.kv.block_table(seq);
+  const size_t keep = (static_cast<size_t>(std::max(0, n_tokens)) + c.options.kv_block_tokens - 1) /
+                      c.options.kv_block_tokens;
+  const int32_t before = keep > 0 && keep <= table.size() ? table[keep - 1] : -1;
+  c.kv.truncate(seq, n_tokens);
+  if (c.device && before >= 0 && keep <= table.size() && table[keep - 1] != before)
+    return c.device->copy_kv_block(before, table[keep - 1]);
+  return Status::Ok();
+}
+
 }  // namespace
+
+Expected<Device> parse_device(std::string_view name) {
+  if (name == "cpu") return Device::kCpu;
+  if (name == "cuda") return Device::kCuda;
+  return invalid_argument("unknown device '" + std::string(name) + "' (expected cpu or cuda)");
+}
 
 Expected<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelOptions& options) {
   std::unique_ptr<Model> model(new Model());
@@ -121,8 +184,8 @@ Expected<std::unique_ptr<Model>> Model::load(const std::string& path, const Mode
 InferenceContext::InferenceContext() : impl_(std::make_unique<ContextImpl>()) {}
 InferenceContext::~InferenceContext() = default;
 const ContextOptions& InferenceContext::options() const { return impl_->options; }
-void InferenceContext::clear_sequence(int32_t seq) { impl_->kv.clear(seq); }
-void InferenceContext::truncate_sequence(int32_t seq, int32_t n) { impl_->kv.truncate(seq, n); }
+void InferenceContext::clear_sequence(int32_t seq) { (void)truncate_kv(*impl_, seq, 0); }
+void InferenceContext::truncate_sequence(int32_t seq, int32_t n) { (void)truncate_kv(*impl_, seq, n); }
 int32_t InferenceContext::sequence_length(int32_t seq) const {
   if (seq < 0 || seq >= impl_->options.max_sequences) return 0;
   return impl_->kv.length(seq);
@@ -154,7 +217,11 @@ Expected<std::unique_ptr<InferenceContext>> InferenceContext::create(const Model
     return invalid_argument("context options must be positive");
   const int blocks_per_seq = (o.max_context + o.kv_block_tokens - 1) / o.kv_block_tokens;
   if (o.kv_blocks <= 0) o.kv_blocks = blocks_per_seq * o.max_sequences;
-  FRUGAL_ASSIGN_OR_RETURN(c.kv, KvCache::create({.n_layer = hp.n_layer,
+  if (o.device == Device::kCuda)
+    c.gpu_layers = o.gpu_layers < 0 ? hp.n_layer : std::min(o.gpu_layers, hp.n_layer);
+  // The CPU cache keeps the block bookkeeping for every layer but storage
+  // only for the CPU layers (at least one layer, as KvCache requires).
+  FRUGAL_ASSIGN_OR_RETURN(c.kv, KvCache::create({.n_layer = std::max(1, hp.n_layer - c.gpu_layers),
                                                  .n_head_kv = hp.n_head_kv,
                                                  .head_dim = hp.head_dim,
                                                  .block_tokens = o.kv_block_tokens,
@@ -174,10 +241,11 @@ Expected<std::unique_ptr<InferenceContext>> InferenceContext::create(const Model
   b.rope_cos.resize(n * (hp.n_rot / 2));
   b.rope_sin.resize(n * (hp.n_rot / 2));
   b.rope_inv_freq = rope_inverse_frequencies(hp);
-  b.scores.assign(m.pool->size(), std::vector<float>(o.max_context));
+  b.scores.assign(m.pool->size(), std::vector<float>(static_cast<size_t>(o.max_context) * (hp.n_head / hp.n_head_kv)));
   c.mm.reserve(static_cast<int64_t>(n), std::max({hp.n_embd, hp.n_ff, hp.q_dim()}));
   c.first_pos.assign(o.max_sequences, -1);
   c.last_pos.assign(o.max_sequences, -1);
+  if (c.gpu_layers > 0) FRUGAL_RETURN_IF_ERROR(attach_device(m, c));
   return ctx;
 }
 
@@ -224,11 +292,11 @@ Status InferenceContext::forward(std::span<const BatchEntry> batch, std::vector<
   }
   for (int32_t s = 0; s < c.options.max_sequences; ++s) {
     if (c.first_pos[s] < 0) continue;
-    c.kv.truncate(s, c.first_pos[s]);
+    FRUGAL_RETURN_IF_ERROR(truncate_kv(c, s, c.first_pos[s]));
     Status st = c.kv.reserve(s, c.last_pos[s] + 1);
     if (!st.ok()) {
       for (int32_t r = 0; r <= s; ++r)
-        if (c.first_pos[r] >= 0) c.kv.truncate(r, c.first_pos[r]);
+        if (c.first_pos[r] >= 0) FRUGAL_RETURN_IF_ERROR(truncate_kv(c, r, c.first_pos[r]));
       return st;
     }
   }
@@ -238,11 +306,24 @@ Status InferenceContext::forward(std::span<const BatchEntry> batch, std::vector<
     FRUGAL_RETURN_IF_ERROR(read_matrix_row(m.weights.token_embd, batch[e].token, b.x.data() + e * hp.n_embd));
   rope_tables(hp, b.rope_inv_freq, batch, b.rope_cos.data(), b.rope_sin.data());
 
-  for (int l = 0; l < hp.n_layer; ++l) {
+  const bool output_on_device = c.gpu_layers == hp.n_layer;
+  if (c.gpu_layers > 0) {
+    const backend::StepInput in{
+        .batch = batch,
+        .x = b.x.data(),
+        .rope_cos = b.rope_cos.data(),
+        .rope_sin = b.rope_sin.data(),
+        .block_table = [](const void* kv, int32_t seq) {
+          return std::span<const int32_t>(static_cast<const KvCache*>(kv)->block_table(seq));
+        },
+        .table_owner = &c.kv};
+    FRUGAL_RETURN_IF_ERROR(c.device->forward(in, b.x.data(), output_on_device ? &logits : nullptr));
+  }
+  for (int l = c.gpu_layers; l < hp.n_layer; ++l) {
     LayerContext lc{.hp = hp,
                     .rope_style = m.hp.rope_style,
                     .w = m.weights.layers[l],
-                    .layer = l,
+                    .layer = l - c.gpu_layers,
                     .batch = batch,
                     .kv = c.kv,
                     .buf = b,
@@ -252,6 +333,8 @@ Status InferenceContext::forward(std::span<const BatchEntry> batch, std::vector<
   }
   for (int32_t s = 0; s < c.options.max_sequences; ++s)
     if (c.first_pos[s] >= 0) c.kv.set_length(s, c.last_pos[s] + 1);
+
+  if (output_on_device) return Status::Ok();
 
   // Final norm and output projection for the rows that want logits.
   int64_t n_out = 0;

@@ -2,7 +2,9 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 
+#include "backend/backend.h"
 #include "core/thread_pool.h"
 #include "frugal/gguf.h"
 #include "frugal/model.h"
@@ -26,6 +28,9 @@ struct ModelImpl {
   std::unique_ptr<Tokenizer> tokenizer;
   std::unique_ptr<ThreadPool> pool;
   ModelInfo info;
+  // Weights uploaded to the GPU by the first context that asked for them.
+  mutable std::mutex device_mutex;
+  mutable std::shared_ptr<backend::DeviceModel> device_model;
 };
 
 struct ContextImpl {
@@ -35,6 +40,10 @@ struct ContextImpl {
   ForwardBuffers buf;
   kernels::MatmulScratch mm;
   std::vector<int32_t> first_pos, last_pos;  // per sequence, reused by forward()
+  // Layers [0, gpu_layers) run on `device`; the CPU KV cache then holds only
+  // the remaining layers (kv layer = layer - gpu_layers).
+  std::unique_ptr<backend::DeviceContext> device;
+  int gpu_layers = 0;
 };
 
 }  // namespace frugal

@@ -26,6 +26,8 @@ struct BenchArgs {
   bool json = false;
   bool membw = false;
   double membw_gbps = 0;
+  std::string device = "cpu";
+  int gpu_layers = -1;
 };
 
 struct TestResult {
@@ -76,10 +78,13 @@ int run(const BenchArgs& a) {
   }
   const Model& m = **model;
   const ModelInfo& info = m.info();
+  if (a.device == "cuda" && a.membw_gbps <= 0)
+    std::fprintf(stderr, "note: the roofline uses this machine's CPU read bandwidth; pass --membw-gbps with the GPU's\n");
   const double membw = a.membw_gbps > 0 ? a.membw_gbps : measure_read_bandwidth_gbps(threads, size_t{1} << 30, 3);
   const int ctx_len = std::max(16, a.n_prompt + a.n_gen + 1);
   auto ctx = InferenceContext::create(
-      m, {.max_sequences = 1, .max_context = ctx_len, .max_batch_tokens = std::max(1, a.n_prompt)});
+      m, {.max_sequences = 1, .max_context = ctx_len, .max_batch_tokens = std::max(1, a.n_prompt),
+          .device = *parse_device(a.device), .gpu_layers = a.gpu_layers});
   if (!ctx.ok()) {
     std::fprintf(stderr, "error: %s\n", ctx.status().to_string().c_str());
     return 1;
@@ -173,6 +178,8 @@ void add_bench_command(CLI::App& app, CommandRegistry& reg) {
   cmd->add_option("-r,--reps", a->reps, "Repetitions per test")->capture_default_str();
   cmd->add_flag("--json", a->json, "Print one JSON array on stdout");
   cmd->add_flag("--membw", a->membw, "Measure this machine's read bandwidth and exit");
+  cmd->add_option("--device", a->device, "Where the layers run: cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
+  cmd->add_option("--gpu-layers", a->gpu_layers, "With --device cuda: first N layers on the GPU, the rest on the CPU (-1: all)")->capture_default_str();
   cmd->add_option("--membw-gbps", a->membw_gbps, "Use this read bandwidth for the roofline instead of measuring");
   cmd->callback([a, &reg] { reg.exit_code = run(*a); });
 }

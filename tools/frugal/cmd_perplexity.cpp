@@ -22,6 +22,8 @@ struct PerplexityArgs {
   int max_windows = 0;
   bool quiet = false;
   std::string protocol = "reference";
+  std::string device = "cpu";
+  int gpu_layers = -1;
 };
 
 int run(const PerplexityArgs& a) {
@@ -39,7 +41,9 @@ int run(const PerplexityArgs& a) {
   PerplexityOptions opts{.n_ctx = a.ctx,
                          .protocol = a.protocol == "llamacpp" ? PerplexityProtocol::kLlamaCpp
                                                               : PerplexityProtocol::kReference,
-                         .max_windows = a.max_windows};
+                         .max_windows = a.max_windows,
+                         .device = *parse_device(a.device),
+                         .gpu_layers = a.gpu_layers};
   if (!a.quiet)
     opts.on_window = [](int done, int total, double ppl) {
       std::fprintf(stderr, "\r[%d/%d] ppl %.4f", done, total, ppl);
@@ -69,6 +73,8 @@ void add_perplexity_command(CLI::App& app, CommandRegistry& reg) {
   cmd->add_option("-c,--ctx", a->ctx, "Window size in tokens")->capture_default_str();
   cmd->add_option("-t,--threads", a->threads, "Threads (0: all available)");
   cmd->add_option("--max-windows", a->max_windows, "Evaluate at most this many windows (0: all)");
+  cmd->add_option("--device", a->device, "Where the layers run: cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
+  cmd->add_option("--gpu-layers", a->gpu_layers, "With --device cuda: first N layers on the GPU, the rest on the CPU (-1: all)")->capture_default_str();
   cmd->add_flag("-q,--quiet", a->quiet, "No progress on stderr");
   cmd->add_option("--protocol", a->protocol,
                   "reference: documents split on \\n\\x1e\\n, all positions scored; llamacpp: "

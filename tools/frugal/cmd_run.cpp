@@ -28,6 +28,8 @@ struct RunArgs {
   bool verbose = false;
   std::string output = "text";
   SamplerParams sampling;
+  std::string device = "cpu";
+  int gpu_layers = -1;
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -95,7 +97,8 @@ int run(const RunArgs& a) {
     return 1;
   }
   auto ctx = InferenceContext::create(
-      m, {.max_sequences = 1, .max_context = n_ctx, .max_batch_tokens = std::max(1, a.batch)});
+      m, {.max_sequences = 1, .max_context = n_ctx, .max_batch_tokens = std::max(1, a.batch),
+          .device = *parse_device(a.device), .gpu_layers = a.gpu_layers});
   if (!ctx.ok()) {
     std::fprintf(stderr, "error: %s\n", ctx.status().to_string().c_str());
     return 1;
@@ -179,6 +182,8 @@ void add_run_command(CLI::App& app, CommandRegistry& reg) {
   cmd->add_option("-t,--threads", a->threads, "Threads (0: all available)");
   cmd->add_option("-c,--ctx", a->ctx, "Context size (0: the model's)");
   cmd->add_option("-b,--batch", a->batch, "Prompt tokens per forward pass")->capture_default_str();
+  cmd->add_option("--device", a->device, "Where the layers run: cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
+  cmd->add_option("--gpu-layers", a->gpu_layers, "With --device cuda: first N layers on the GPU, the rest on the CPU (-1: all)")->capture_default_str();
   cmd->add_flag("--chat", a->chat, "Wrap the prompt in the model's chat template");
   cmd->add_option("--system", a->system, "System message (with --chat)");
   cmd->add_flag("--ignore-eos", a->ignore_eos, "Keep generating past end-of-generation tokens");

@@ -1,0 +1,525 @@
+// The CUDA backend: weights uploaded in their stored GGUF type, a paged fp16
+// KV cache in device memory mirroring the CPU block tables, and the decoder
+// layers as a sequence of kernels on one stream. Small batches (decode) use
+// the fused dequantize-GEMV and are replayed from CUDA graphs; large batches
+// (prefill) use cuBLAS on fp16/bf16 operands.
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+
+#include "backend/backend.h"
+#include "kernels/cuda/cuda_kernels.h"
+#include "quant/reference.h"
+
+namespace frugal::backend {
+namespace {
+
+Status cuda_status(cudaError_t err, const char* what) {
+  if (err == cudaSuccess) return Status::Ok();
+  return internal_error(std::string("CUDA error in ") + what + ": " + cudaGetErrorName(err) + " (" +
+                        cudaGetErrorString(err) + ")");
+}
+
+Status cublas_status(cublasStatus_t st, const char* what) {
+  if (st == CUBLAS_STATUS_SUCCESS) return Status::Ok();
+  return internal_error(std::string("cuBLAS error in ") + what + ": " + cublasGetStatusString(st));
+}
+
+#define CUDA_TRY(expr, what) FRUGAL_RETURN_IF_ERROR(cuda_status((expr), what))
+#define CUBLAS_TRY(expr, what) FRUGAL_RETURN_IF_ERROR(cublas_status((expr), what))
+
+std::string gib(uint64_t bytes) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%llu bytes (%.2f GiB)", static_cast<unsigned long long>(bytes),
+                bytes / double(1ull << 30));
+  return buf;
+}
+
+uint64_t align_up(uint64_t v) { return (v + 255) & ~uint64_t{255}; }
+
+// Fails with kResourceExhausted naming the bytes needed and free.
+Status check_free_memory(uint64_t need, const char* what) {
+  size_t free_b = 0, total_b = 0;
+  CUDA_TRY(cudaMemGetInfo(&free_b, &total_b), "cudaMemGetInfo");
+  if (need > free_b)
+    return Status(ErrorCode::kResourceExhausted, std::string(what) + " needs " + gib(need) + " of GPU memory, " +
+                                                     gib(free_b) + " free of " + gib(total_b));
+  return Status::Ok();
+}
+
+// One device allocation carved into 256-byte aligned pieces.
+class DeviceArena {
+ public:
+  DeviceArena() = default;
+  DeviceArena(const DeviceArena&) = delete;
+  DeviceArena& operator=(const DeviceArena&) = delete;
+  ~DeviceArena() {
+    if (base_) cudaFree(base_);
+  }
+  Status allocate(uint64_t bytes, const char* what) {
+    FRUGAL_RETURN_IF_ERROR(check_free_memory(bytes, what));
+    CUDA_TRY(cudaMalloc(&base_, std::max<uint64_t>(bytes, 256)), what);
+    size_ = bytes;
+    return Status::Ok();
+  }
+  void* take(uint64_t bytes) {
+    void* p = static_cast<uint8_t*>(base_) + used_;
+    used_ += align_up(bytes);
+    return p;
+  }
+  uint64_t size() const { return size_; }
+
+ private:
+  void* base_ = nullptr;
+  uint64_t size_ = 0, used_ = 0;
+};
+
+struct DeviceMatrix {
+  TensorType type = TensorType::kF32;
+  const void* data = nullptr;
+  int64_t rows = 0, cols = 0;
+  uint64_t row_bytes = 0;
+};
+
+struct DeviceLayer {
+  const float *attn_norm = nullptr, *ffn_norm = nullptr, *bq = nullptr, *bk = nullptr, *bv = nullptr;
+  DeviceMatrix wq, wk, wv, wo, w_gate, w_up, w_down;
+};
+
+uint64_t matrix_bytes(const WeightMatrix& w) { return quant::row_size(w.type, w.cols) * static_cast<uint64_t>(w.rows); }
+
+class CudaModel final : public DeviceModel {
+ public:
+  int n_layers() const override { return static_cast<int>(layers.size()); }
+  bool has_output() const override { return output.data != nullptr; }
+  uint64_t bytes() const override { return arena.size(); }
+
+  DeviceArena arena;
+  std::vector<DeviceLayer> layers;
+  const float* output_norm = nullptr;
+  DeviceMatrix output;
+};
+
+// Host-side staging of one step's inputs (pinned) and its device twin, at
+// fixed offsets so captured graphs keep reading the same addresses.
+struct StepBuffers {
+  float *x = nullptr, *cos = nullptr, *sin = nullptr;
+  int32_t *pos = nullptr, *table_offset = nullptr, *out_rows = nullptr, *tables = nullptr;
+};
+
+class CudaContext final : public DeviceContext {
+ public:
+  ~CudaContext() override {
+    for (auto& [key, exec] : graphs_) cudaGraphExecDestroy(exec);
+    if (cublas_) cublasDestroy(cublas_);
+    if (host_) cudaFreeHost(host_);
+    if (stream_) cudaStreamDestroy(stream_);
+  }
+
+  Status init(std::shared_ptr<DeviceModel> weights, const ModelDesc& md, const DeviceContextOptions& o);
+  Status forward(const StepInput& in, float* x_out, std::vector<float>* logits) override;
+  Status copy_kv_block(int32_t from, int32_t to) override {
+    for (int l = 0; l < opt_.n_layers; ++l)
+      CUDA_TRY(cuda::copy_kv_block(kv_layout(l), from, to, stream_), "KV block copy");
+    return Status::Ok();
+  }
+
+ private:
+  cuda::KvLayout kv_layout(int layer) const {
+    const size_t per_layer = static_cast<size_t>(opt_.kv_blocks) * md_.n_head_kv * opt_.kv_block_tokens * md_.head_dim;
+    return {keys_ + layer * per_layer, values_ + layer * per_layer, md_.n_head_kv, md_.head_dim,
+            opt_.kv_block_tokens};
+  }
+  Status matmul(const DeviceMatrix& w, const float* x, int n, float* y, bool accumulate);
+  // Everything after the input upload: the layers and the output head.
+  Status run_kernels(int n, int n_out, int splits);
+
+  std::shared_ptr<DeviceModel> owner_;
+  const CudaModel* model_ = nullptr;
+  ModelDesc md_;  // scalars only (layer pointers are not used here)
+  DeviceContextOptions opt_;
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+  DeviceArena arena_;
+  __half *keys_ = nullptr, *values_ = nullptr;
+  float *x_ = nullptr, *h_ = nullptr, *q_ = nullptr, *k_ = nullptr, *v_ = nullptr, *attn_ = nullptr;
+  float *gate_ = nullptr, *up_ = nullptr, *partial_ = nullptr, *logits_ = nullptr;
+  __half* act16_ = nullptr;   // activations converted for cuBLAS
+  __half* wscratch_ = nullptr;  // dequantized weight rows for cuBLAS
+  int64_t wscratch_elems_ = 0;
+  int max_splits_ = 1;
+  int blocks_per_seq_ = 0;
+  void* host_ = nullptr;
+  StepBuffers hs_, ds_;  // pinned host / device
+  std::vector<int32_t> seq_offset_;
+  std::map<uint64_t, cudaGraphExec_t> graphs_;
+  bool use_graphs_ = true;
+};
+
+constexpr int kMaxSplitBatch = 4;  // decode batches up to this size use split attention
+
+Status CudaContext::init(std::shared_ptr<DeviceModel> weights, const ModelDesc& md, const DeviceContextOptions& o) {
+  owner_ = std::move(weights);
+  model_ = static_cast<const CudaModel*>(owner_.get());
+  md_ = md;
+  md_.layers.clear();
+  opt_ = o;
+  if (const char* g = std::getenv("FRUGAL_CUDA_GRAPHS"); g && std::strcmp(g, "0") == 0) use_graphs_ = false;
+  CUDA_TRY(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+  CUBLAS_TRY(cublasCreate(&cublas_), "cublasCreate");
+  CUBLAS_TRY(cublasSetStream(cublas_, stream_), "cublasSetStream");
+  CUBLAS_TRY(cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
+
+  const int64_t n = o.max_batch_tokens;
+  const int64_t d = md.n_embd, qd = int64_t(md.n_head) * md.head_dim, kvd = int64_t(md.n_head_kv) * md.head_dim;
+  const int half = md.n_rot / 2;
+  blocks_per_seq_ = (o.max_context + o.kv_block_tokens - 1) / o.kv_block_tokens;
+  max_splits_ = std::max(1, (o.max_context + cuda::kAttnSplitTokens - 1) / cuda::kAttnSplitTokens);
+  const uint64_t kv_elems = uint64_t(o.n_layers) * o.kv_blocks * o.kv_block_tokens * kvd;
+  const int64_t widest = std::max<int64_t>({d, md.n_ff, qd});
+  int64_t largest_matrix = 0;
+  for (const DeviceLayer& l : model_->layers)
+    for (const DeviceMatrix* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down})
+      largest_matrix = std::max(largest_matrix, w->rows * w->cols);
+  if (o.output_on_device) largest_matrix = std::max(largest_matrix, model_->output.rows * model_->output.cols);
+  const bool needs_gemm = n > cuda::kGemvMaxRows;
+  wscratch_elems_ = needs_gemm ? std::min<int64_t>(largest_matrix, int64_t{64} << 20) : 0;
+  const uint64_t partial_elems = uint64_t(kMaxSplitBatch) * md.n_head * max_splits_ * (md.head_dim + 2);
+  const uint64_t logits_elems = o.output_on_device ? uint64_t(n) * md.n_vocab : 0;
+  const uint64_t f = sizeof(float);
+  const uint64_t step_bytes = align_up(n * d * f) + 2 * align_up(n * half * f) + 3 * align_up(n * 4) +
+                              align_up(uint64_t(o.max_sequences) * blocks_per_seq_ * 4);
+  uint64_t total = 2 * align_up(kv_elems * 2) + 2 * align_up(n * d * f) + align_up(n * qd * f) * 2 +
+                   2 * align_up(n * kvd * f) + 2 * align_up(n * md.n_ff * f) + align_up(partial_elems * f) +
+                   align_up(logits_elems * f) + (needs_gemm ? align_up(n * widest * 2) : 0) +
+                   align_up(wscratch_elems_ * 2) + step_bytes;
+  FRUGAL_RETURN_IF_ERROR(arena_.allocate(total, "the GPU KV cache and activation buffers"));
+  keys_ = static_cast<__half*>(arena_.take(kv_elems * 2));
+  values_ = static_cast<__half*>(arena_.take(kv_elems * 2));
+  CUDA_TRY(cudaMemsetAsync(keys_, 0, kv_elems * 2, stream_), "KV cache clear");
+  CUDA_TRY(cudaMemsetAsync(values_, 0, kv_elems * 2, stream_), "KV cache clear");
+  x_ = static_cast<float*>(arena_.take(n * d * f));
+  h_ = static_cast<float*>(arena_.take(n * d * f));
+  q_ = static_cast<float*>(arena_.take(n * qd * f));
+  attn_ = static_cast<float*>(arena_.take(n * qd * f));
+  k_ = static_cast<float*>(arena_.take(n * kvd * f));
+  v_ = static_cast<float*>(arena_.take(n * kvd * f));
+  gate_ = static_cast<float*>(arena_.take(n * md.n_ff * f));
+  up_ = static_cast<float*>(arena_.take(n * md.n_ff * f));
+  partial_ = static_cast<float*>(arena_.take(partial_elems * f));
+  logits_ = static_cast<float*>(arena_.take(logits_elems * f));
+  if (needs_gemm) act16_ = static_cast<__half*>(arena_.take(n * widest * 2));
+  wscratch_ = static_cast<__half*>(arena_.take(wscratch_elems_ * 2));
+  auto carve = [&](auto take, StepBuffers& s) {
+    s.x = static_cast<float*>(take(n * d * f));
+    s.cos = static_cast<float*>(take(n * half * f));
+    s.sin = static_cast<float*>(take(n * half * f));
+    s.pos = static_cast<int32_t*>(take(n * 4));
+    s.table_offset = static_cast<int32_t*>(take(n * 4));
+    s.out_rows = static_cast<int32_t*>(take(n * 4));
+    s.tables = static_cast<int32_t*>(take(uint64_t(o.max_sequences) * blocks_per_seq_ * 4));
+  };
+  carve([&](uint64_t b) { return arena_.take(b); }, ds_);
+  CUDA_TRY(cudaHostAlloc(&host_, step_bytes, cudaHostAllocDefault), "pinned staging allocation");
+  uint64_t used = 0;
+  carve([&](uint64_t b) {
+    void* p = static_cast<uint8_t*>(host_) + used;
+    used += align_up(b);
+    return p;
+  }, hs_);
+  seq_offset_.assign(o.max_sequences, -1);
+  CUDA_TRY(cudaStreamSynchronize(stream_), "context setup");
+  return Status::Ok();
+}
+
+Status CudaContext::matmul(const DeviceMatrix& w, const float* x, int n, float* y, bool accumulate) {
+  if (n <= cuda::kGemvMaxRows)
+    return cuda_status(cuda::gemv(w.type, w.data, w.rows, w.cols, x, n, y, accumulate, stream_), "GEMV");
+  const float one = 1.0f, beta = accumulate ? 1.0f : 0.0f;
+  const int m = static_cast<int>(w.rows), k = static_cast<int>(w.cols);
+  if (w.type == TensorType::kF32) {
+    CUBLAS_TRY(cublasSgemm(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, static_cast<const float*>(w.data), k,
+                           x, k, &beta, y, m),
+               "cublasSgemm");
+    return Status::Ok();
+  }
+  if (w.type == TensorType::kBF16) {
+    auto* act = reinterpret_cast<__nv_bfloat16*>(act16_);
+    CUDA_TRY(cuda::convert_f32_to_bf16(x, act, int64_t(n) * k, stream_), "activation conversion");
+    CUBLAS_TRY(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, w.data, CUDA_R_16BF, k, act,
+                            CUDA_R_16BF, k, &beta, y, CUDA_R_32F, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+               "cublasGemmEx (bf16)");
+    return Status::Ok();
+  }
+  CUDA_TRY(cuda::convert_f32_to_f16(x, act16_, int64_t(n) * k, stream_), "activation conversion");
+  if (w.type == TensorType::kF16) {
+    CUBLAS_TRY(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, w.data, CUDA_R_16F, k, act16_,
+                            CUDA_R_16F, k, &beta, y, CUDA_R_32F, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+               "cublasGemmEx (f16)");
+    return Status::Ok();
+  }
+  // Quantized: dequantize a panel of rows to fp16, multiply it, next panel.
+  const int64_t panel = std::max<int64_t>(1, wscratch_elems_ / w.cols);
+  for (int64_t r0 = 0; r0 < w.rows; r0 += panel) {
+    const int64_t rows = std::min(panel, w.rows - r0);
+    CUDA_TRY(cuda::dequantize_to_f16(w.type, static_cast<const uint8_t*>(w.data) + r0 * w.row_bytes, rows, w.cols,
+                                     wscratch_, stream_),
+             "weight dequantization");
+    CUBLAS_TRY(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(rows), n, k, &one, wscratch_,
+                            CUDA_R_16F, k, act16_, CUDA_R_16F, k, &beta, y + r0, CUDA_R_32F, m, CUBLAS_COMPUTE_32F,
+                            CUBLAS_GEMM_DEFAULT),
+               "cublasGemmEx (dequantized)");
+  }
+  return Status::Ok();
+}
+
+Status CudaContext::run_kernels(int n, int n_out, int splits) {
+  const int64_t d = md_.n_embd;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(md_.head_dim));
+  const cuda::BatchDevice batch{ds_.pos, ds_.table_offset, ds_.tables};
+  for (int l = 0; l < opt_.n_layers; ++l) {
+    const DeviceLayer& w = model_->layers[l];
+    const cuda::KvLayout kv = kv_layout(l);
+    CUDA_TRY(cuda::rmsnorm(x_, w.attn_norm, nullptr, n, md_.n_embd, md_.rms_eps, h_, stream_), "rmsnorm");
+    FRUGAL_RETURN_IF_ERROR(matmul(w.wq, h_, n, q_, false));
+    FRUGAL_RETURN_IF_ERROR(matmul(w.wk, h_, n, k_, false));
+    FRUGAL_RETURN_IF_ERROR(matmul(w.wv, h_, n, v_, false));
+    CUDA_TRY(cuda::rope_and_store_kv(q_, k_, v_, w.bq, w.bk, w.bv, ds_.cos, ds_.sin, n, md_.n_head, md_.n_rot,
+                                     md_.rope_neox, kv, batch, stream_),
+             "rope / KV store");
+    CUDA_TRY(cuda::attention(q_, kv, batch, n, md_.n_head, scale, splits, partial_, attn_, stream_), "attention");
+    FRUGAL_RETURN_IF_ERROR(matmul(w.wo, attn_, n, x_, true));
+    CUDA_TRY(cuda::rmsnorm(x_, w.ffn_norm, nullptr, n, md_.n_embd, md_.rms_eps, h_, stream_), "rmsnorm");
+    FRUGAL_RETURN_IF_ERROR(matmul(w.w_gate, h_, n, gate_, false));
+    FRUGAL_RETURN_IF_ERROR(matmul(w.w_up, h_, n, up_, false));
+    CUDA_TRY(cuda::silu_mul(gate_, up_, int64_t(n) * md_.n_ff, stream_), "silu_mul");
+    FRUGAL_RETURN_IF_ERROR(matmul(w.w_down, gate_, n, x_, true));
+  }
+  if (opt_.output_on_device && n_out > 0) {
+    CUDA_TRY(cuda::rmsnorm(x_, model_->output_norm, ds_.out_rows, n_out, md_.n_embd, md_.rms_eps, h_, stream_),
+             "output rmsnorm");
+    FRUGAL_RETURN_IF_ERROR(matmul(model_->output, h_, n_out, logits_, false));
+  }
+  (void)d;
+  return Status::Ok();
+}
+
+Status CudaContext::forward(const StepInput& in, float* x_out, std::vector<float>* logits) {
+  const int n = static_cast<int>(in.batch.size());
+  if (n <= 0 || n > opt_.max_batch_tokens) return invalid_argument("device batch size out of range");
+  const int64_t d = md_.n_embd;
+  const int half = md_.n_rot / 2;
+  const int bt = opt_.kv_block_tokens;
+
+  // Stage the inputs: embeddings, rope tables, positions, block tables.
+  std::fill(seq_offset_.begin(), seq_offset_.end(), -1);
+  int32_t n_tables = 0, n_out = 0, max_len = 0;
+  for (int e = 0; e < n; ++e) {
+    const BatchEntry& be = in.batch[e];
+    if (seq_offset_[be.seq] < 0) {
+      // Every entry of this sequence is in this batch; its last position bounds the blocks needed.
+      int32_t last = be.pos;
+      for (int j = e + 1; j < n; ++j)
+        if (in.batch[j].seq == be.seq) last = std::max(last, in.batch[j].pos);
+      const std::span<const int32_t> table = in.block_table(in.table_owner, be.seq);
+      const int32_t need = last / bt + 1;
+      if (need > static_cast<int32_t>(table.size()) || need > blocks_per_seq_)
+        return internal_error("block table of sequence " + std::to_string(be.seq) + " is shorter than its positions");
+      seq_offset_[be.seq] = n_tables;
+      std::memcpy(hs_.tables + n_tables, table.data(), need * sizeof(int32_t));
+      n_tables += need;
+    }
+    hs_.pos[e] = be.pos;
+    hs_.table_offset[e] = seq_offset_[be.seq];
+    if (be.want_logits) hs_.out_rows[n_out++] = e;
+    max_len = std::max(max_len, be.pos + 1);
+  }
+  std::memcpy(hs_.x, in.x, n * d * sizeof(float));
+  std::memcpy(hs_.cos, in.rope_cos, size_t(n) * half * sizeof(float));
+  std::memcpy(hs_.sin, in.rope_sin, size_t(n) * half * sizeof(float));
+  auto up = [&](void* dst, const void* src, size_t bytes) {
+    return cuda_status(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_), "input upload");
+  };
+  FRUGAL_RETURN_IF_ERROR(up(ds_.x, hs_.x, n * d * sizeof(float)));
+  FRUGAL_RETURN_IF_ERROR(up(ds_.cos, hs_.cos, size_t(n) * half * sizeof(float)));
+  FRUGAL_RETURN_IF_ERROR(up(ds_.sin, hs_.sin, size_t(n) * half * sizeof(float)));
+  FRUGAL_RETURN_IF_ERROR(up(ds_.pos, hs_.pos, n * sizeof(int32_t)));
+  FRUGAL_RETURN_IF_ERROR(up(ds_.table_offset, hs_.table_offset, n * sizeof(int32_t)));
+  FRUGAL_RETURN_IF_ERROR(up(ds_.out_rows, hs_.out_rows, n * sizeof(int32_t)));
+  FRUGAL_RETURN_IF_ERROR(up(ds_.tables, hs_.tables, n_tables * sizeof(int32_t)));
+  CUDA_TRY(cudaMemcpyAsync(x_, ds_.x, n * d * sizeof(float), cudaMemcpyDeviceToDevice, stream_), "input copy");
+
+  const int splits =
+      n <= kMaxSplitBatch ? std::min(max_splits_, (max_len + cuda::kAttnSplitTokens - 1) / cuda::kAttnSplitTokens) : 1;
+  const int out_count = opt_.output_on_device ? n_out : 0;
+  if (use_graphs_ && n <= cuda::kGemvMaxRows) {
+    // Decode steps replay a captured graph of the whole kernel sequence; the
+    // kernels read positions and tables from device memory, so one graph per
+    // (batch size, logits rows, splits) serves every step.
+    const uint64_t key = (uint64_t(n) << 40) | (uint64_t(out_count) << 20) | uint64_t(splits);
+    auto it = graphs_.find(key);
+    if (it == graphs_.end()) {
+      if (graphs_.size() >= 64) {
+        for (auto& [k, exec] : graphs_) cudaGraphExecDestroy(exec);
+        graphs_.clear();
+      }
+      CUDA_TRY(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "graph capture");
+      Status st = run_kernels(n, out_count, splits);
+      cudaGraph_t graph = nullptr;
+      const cudaError_t end = cudaStreamEndCapture(stream_, &graph);
+      FRUGAL_RETURN_IF_ERROR(st);
+      CUDA_TRY(end, "graph capture");
+      cudaGraphExec_t exec = nullptr;
+      const cudaError_t inst = cudaGraphInstantiate(&exec, graph, 0);
+      cudaGraphDestroy(graph);
+      CUDA_TRY(inst, "graph instantiation");
+      it = graphs_.emplace(key, exec).first;
+    }
+    CUDA_TRY(cudaGraphLaunch(it->second, stream_), "graph launch");
+  } else {
+    FRUGAL_RETURN_IF_ERROR(run_kernels(n, out_count, splits));
+  }
+
+  if (opt_.output_on_device) {
+    logits->resize(size_t(n_out) * md_.n_vocab);
+    if (n_out > 0)
+      CUDA_TRY(cudaMemcpyAsync(logits->data(), logits_, logits->size() * sizeof(float), cudaMemcpyDeviceToHost,
+                               stream_),
+               "logits download");
+  } else {
+    CUDA_TRY(cudaMemcpyAsync(x_out, x_, n * d * sizeof(float), cudaMemcpyDeviceToHost, stream_),
+             "activation download");
+  }
+  CUDA_TRY(cudaStreamSynchronize(stream_), "forward step");
+  return Status::Ok();
+}
+
+class CudaBackend final : public Backend {
+ public:
+  std::string_view name() const override { return "cuda"; }
+
+  bool supports(Op op, TensorType type) const override {
+    if (op == Op::kMatmul) return cuda::weight_type_supported(type);
+    return true;
+  }
+
+  Status check_model(const ModelDesc& m, int n_layers, bool output) const override {
+    if (!cuda::attention_head_dim_supported(m.head_dim))
+      return unsupported("CUDA attention: head size " + std::to_string(m.head_dim) + " (supported: 32, 64, 128, 256)");
+    if (m.n_head_kv <= 0 || m.n_head % m.n_head_kv != 0 || m.n_head / m.n_head_kv > 8)
+      return unsupported("CUDA attention: more than 8 query heads per KV head");
+    if (m.n_rot > m.head_dim || m.n_rot % 2 != 0) return unsupported("CUDA RoPE: rotary dimensions");
+    auto check = [&](const WeightMatrix& w, const std::string& what) -> Status {
+      if (!supports(Op::kMatmul, w.type))
+        return unsupported("CUDA matmul: " + what + " has type " + std::string(tensor_type_name(w.type)));
+      if (w.cols % quant::block_size(w.type) != 0 || w.cols % 8 != 0)
+        return unsupported("CUDA matmul: " + what + " has " + std::to_string(w.cols) + " columns");
+      return Status::Ok();
+    };
+    for (int l = 0; l < n_layers; ++l) {
+      const LayerDesc& L = m.layers[l];
+      const std::string p = "layer " + std::to_string(l) + " ";
+      FRUGAL_RETURN_IF_ERROR(check(L.wq, p + "attn_q"));
+      FRUGAL_RETURN_IF_ERROR(check(L.wk, p + "attn_k"));
+      FRUGAL_RETURN_IF_ERROR(check(L.wv, p + "attn_v"));
+      FRUGAL_RETURN_IF_ERROR(check(L.wo, p + "attn_output"));
+      FRUGAL_RETURN_IF_ERROR(check(L.w_gate, p + "ffn_gate"));
+      FRUGAL_RETURN_IF_ERROR(check(L.w_up, p + "ffn_up"));
+      FRUGAL_RETURN_IF_ERROR(check(L.w_down, p + "ffn_down"));
+    }
+    if (output) FRUGAL_RETURN_IF_ERROR(check(m.output, "output"));
+    return Status::Ok();
+  }
+
+  Expected<std::shared_ptr<DeviceModel>> upload(const ModelDesc& m, int n_layers, bool output) override {
+    FRUGAL_RETURN_IF_ERROR(check_model(m, n_layers, output));
+    auto model = std::make_shared<CudaModel>();
+    const uint64_t d = m.n_embd, qd = uint64_t(m.n_head) * m.head_dim, kvd = uint64_t(m.n_head_kv) * m.head_dim;
+    uint64_t total = 0;
+    for (int l = 0; l < n_layers; ++l) {
+      const LayerDesc& L = m.layers[l];
+      for (const WeightMatrix* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down})
+        total += align_up(matrix_bytes(*w));
+      total += 2 * align_up(d * 4) + (L.bq ? align_up(qd * 4) + 2 * align_up(kvd * 4) : 0);
+    }
+    if (output) total += align_up(matrix_bytes(m.output)) + align_up(d * 4);
+    FRUGAL_RETURN_IF_ERROR(model->arena.allocate(
+        total, ("loading " + std::to_string(n_layers) + " layers" + (output ? " and the output head" : "") +
+                " on the GPU").c_str()));
+    Status st;
+    auto put = [&](const void* src, uint64_t bytes) -> const void* {
+      void* dst = model->arena.take(bytes);
+      if (st.ok()) st = cuda_status(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice), "weight upload");
+      return dst;
+    };
+    auto put_matrix = [&](const WeightMatrix& w) {
+      const uint64_t bytes = matrix_bytes(w);
+      return DeviceMatrix{w.type, put(w.data, bytes), w.rows, w.cols, quant::row_size(w.type, w.cols)};
+    };
+    auto put_vec = [&](const float* v, uint64_t n) { return v ? static_cast<const float*>(put(v, n * 4)) : nullptr; };
+    for (int l = 0; l < n_layers; ++l) {
+      const LayerDesc& L = m.layers[l];
+      DeviceLayer D;
+      D.attn_norm = put_vec(L.attn_norm, d);
+      D.ffn_norm = put_vec(L.ffn_norm, d);
+      D.bq = put_vec(L.bq, qd);
+      D.bk = put_vec(L.bk, kvd);
+      D.bv = put_vec(L.bv, kvd);
+      D.wq = put_matrix(L.wq);
+      D.wk = put_matrix(L.wk);
+      D.wv = put_matrix(L.wv);
+      D.wo = put_matrix(L.wo);
+      D.w_gate = put_matrix(L.w_gate);
+      D.w_up = put_matrix(L.w_up);
+      D.w_down = put_matrix(L.w_down);
+      model->layers.push_back(D);
+    }
+    if (output) {
+      model->output_norm = put_vec(m.output_norm, d);
+      model->output = put_matrix(m.output);
+    }
+    FRUGAL_RETURN_IF_ERROR(st);
+    return std::shared_ptr<DeviceModel>(std::move(model));
+  }
+
+  Expected<std::unique_ptr<DeviceContext>> create_context(std::shared_ptr<DeviceModel> weights, const ModelDesc& m,
+                                                          const DeviceContextOptions& o) override {
+    auto* cm = dynamic_cast<CudaModel*>(weights.get());
+    if (cm == nullptr) return invalid_argument("weights were not uploaded by the CUDA backend");
+    if (cm->n_layers() < o.n_layers || (o.output_on_device && !cm->has_output()))
+      return invalid_argument("the uploaded weights do not cover the requested GPU layers");
+    auto ctx = std::make_unique<CudaContext>();
+    FRUGAL_RETURN_IF_ERROR(ctx->init(std::move(weights), m, o));
+    return std::unique_ptr<DeviceContext>(std::move(ctx));
+  }
+};
+
+}  // namespace
+
+bool cuda_compiled() { return true; }
+
+Expected<Backend*> cuda_backend() {
+  static std::once_flag once;
+  static Status init_status;
+  static CudaBackend backend;
+  std::call_once(once, [] {
+    int count = 0;
+    const cudaError_t err = cudaGetDeviceCount(&count);
+    if (err != cudaSuccess)
+      init_status = unsupported(std::string("no usable CUDA device: ") + cudaGetErrorString(err));
+    else if (count == 0)
+      init_status = unsupported("no CUDA device found");
+    else
+      init_status = cuda_status(cudaSetDevice(0), "cudaSetDevice");
+  });
+  if (!init_status.ok()) return init_status;
+  return static_cast<Backend*>(&backend);
+}
+
+}  // namespace frugal::backend

@@ -1,0 +1,87 @@
+// Host entry points of the CUDA kernels. Every function enqueues work on
+// `stream` and returns the launch status; nothing here synchronizes. Weight
+// pointers address GGUF rows stored on the device in their file layout
+// (row r at r * row_size(type, cols) bytes).
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "frugal/tensor_type.h"
+
+namespace frugal::cuda {
+
+// Largest batch the fused dequantize-GEMV handles; larger batches go through
+// dequantize-to-fp16 + cuBLAS.
+inline constexpr int kGemvMaxRows = 8;
+
+// Types the GEMV / dequantizer understand.
+bool weight_type_supported(TensorType type);
+
+// y[t * rows + r] (+)= sum_k W[r, k] * x[t * cols + k] for t < n_tokens
+// (n_tokens <= kGemvMaxRows); accumulate adds to y instead of overwriting.
+cudaError_t gemv(TensorType type, const void* w, int64_t rows, int64_t cols, const float* x,
+                 int n_tokens, float* y, bool accumulate, cudaStream_t stream);
+
+// Dequantizes rows [0, rows) of W to row-major fp16 (out[r * cols + k]).
+cudaError_t dequantize_to_f16(TensorType type, const void* w, int64_t rows, int64_t cols,
+                              __half* out, cudaStream_t stream);
+
+// fp32 -> fp16 / bf16 element-wise conversion of n values.
+cudaError_t convert_f32_to_f16(const float* x, __half* out, int64_t n, cudaStream_t stream);
+cudaError_t convert_f32_to_bf16(const float* x, __nv_bfloat16* out, int64_t n, cudaStream_t stream);
+
+// out[i] = x[src_row(i)] / rms(x[src_row(i)]) * weight for i < n_rows, where
+// src_row(i) = rows ? rows[i] : i (the gather picks the rows that want logits).
+cudaError_t rmsnorm(const float* x, const float* weight, const int32_t* rows, int n_rows, int n,
+                    float eps, float* out, cudaStream_t stream);
+
+// gate[i] = silu(gate[i]) * up[i].
+cudaError_t silu_mul(float* gate, const float* up, int64_t n, cudaStream_t stream);
+
+// Geometry of the paged KV cache of one layer: [block][kv_head][token][head_dim] fp16.
+struct KvLayout {
+  __half* keys = nullptr;
+  __half* values = nullptr;
+  int n_head_kv = 0;
+  int head_dim = 0;
+  int block_tokens = 0;
+};
+
+// Per-entry batch description on the device: position and the offset of the
+// entry's sequence block table inside `tables`.
+struct BatchDevice {
+  const int32_t* pos = nullptr;
+  const int32_t* table_offset = nullptr;
+  const int32_t* tables = nullptr;
+};
+
+// Adds the optional biases to q/k/v, rotates the first n_rot dimensions of
+// every q and k head (neox: pairs (i, i + n_rot/2), else (2i, 2i+1)) with the
+// per-entry cos/sin tables ([n][n_rot/2]), leaves q in place and stores k, v
+// into the cache slot of each entry.
+cudaError_t rope_and_store_kv(float* q, const float* k, const float* v, const float* bq,
+                              const float* bk, const float* bv, const float* cos_table,
+                              const float* sin_table, int n_tokens, int n_head, int n_rot,
+                              bool neox, const KvLayout& kv, const BatchDevice& batch,
+                              cudaStream_t stream);
+
+// Causal attention of every (entry, head) over positions [0, pos] of its
+// sequence. splits > 1 divides each sequence into chunks of kAttnSplitTokens
+// handled by separate blocks (flash-decoding) and merges them; partial must
+// then hold n_tokens * n_head * splits * (head_dim + 2) floats.
+inline constexpr int kAttnSplitTokens = 64;
+cudaError_t attention(const float* q, const KvLayout& kv, const BatchDevice& batch, int n_tokens,
+                      int n_head, float scale, int splits, float* partial, float* out,
+                      cudaStream_t stream);
+
+// True when attention() has a kernel for this head size.
+bool attention_head_dim_supported(int head_dim);
+
+// Copies one KV block (every kv head) from `from` to `to` in a layer.
+cudaError_t copy_kv_block(const KvLayout& kv, int32_t from, int32_t to, cudaStream_t stream);
+
+}  // namespace frugal::cuda

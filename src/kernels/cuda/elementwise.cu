@@ -1,0 +1,134 @@
+// Row-wise and element-wise kernels of the decoder layer: RMSNorm, SwiGLU,
+// bias + RoPE + KV-cache store, activation conversions.
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/cuda_kernels.h"
+
+namespace frugal::cuda {
+namespace {
+
+__global__ void f32_to_f16_kernel(const float* __restrict__ x, __half* __restrict__ out, int64_t n) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) out[i] = __float2half_rn(x[i]);
+}
+
+__global__ void f32_to_bf16_kernel(const float* __restrict__ x, __nv_bfloat16* __restrict__ out, int64_t n) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) out[i] = __float2bfloat16_rn(x[i]);
+}
+
+__global__ void rmsnorm_kernel(const float* __restrict__ x, const float* __restrict__ weight,
+                               const int32_t* __restrict__ rows, int n, float eps, float* __restrict__ out) {
+  __shared__ float scratch[32];
+  const int64_t src_row = rows ? rows[blockIdx.x] : blockIdx.x;
+  const float* xr = x + src_row * n;
+  float ss = 0.0f;
+  for (int i = threadIdx.x; i < n; i += blockDim.x) ss += xr[i] * xr[i];
+  ss = block_sum(ss, scratch);
+  const float inv = rsqrtf(ss / n + eps);
+  float* o = out + static_cast<int64_t>(blockIdx.x) * n;
+  for (int i = threadIdx.x; i < n; i += blockDim.x) o[i] = xr[i] * inv * weight[i];
+}
+
+__global__ void silu_mul_kernel(float* __restrict__ gate, const float* __restrict__ up, int64_t n) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) {
+    const float g = gate[i];
+    gate[i] = g / (1.0f + __expf(-g)) * up[i];
+  }
+}
+
+// Block (entry, head) over n_head query heads, then n_kv key heads, then
+// n_kv value heads; one thread per dimension.
+__global__ void rope_store_kernel(float* __restrict__ q, const float* __restrict__ k,
+                                  const float* __restrict__ v, const float* __restrict__ bq,
+                                  const float* __restrict__ bk, const float* __restrict__ bv,
+                                  const float* __restrict__ cos_table, const float* __restrict__ sin_table,
+                                  int n_head, int n_rot, bool neox, KvLayout kv, BatchDevice batch) {
+  extern __shared__ float head[];
+  const int e = blockIdx.x, h = blockIdx.y, d = threadIdx.x;
+  const int hd = kv.head_dim, n_kv = kv.n_head_kv, half = n_rot / 2;
+  const float* src;
+  const float* bias;
+  int kind;  // 0 query, 1 key, 2 value
+  int hh;
+  if (h < n_head) {
+    kind = 0, hh = h, src = q + (static_cast<int64_t>(e) * n_head + h) * hd, bias = bq;
+  } else if (h < n_head + n_kv) {
+    kind = 1, hh = h - n_head, src = k + (static_cast<int64_t>(e) * n_kv + hh) * hd, bias = bk;
+  } else {
+    kind = 2, hh = h - n_head - n_kv, src = v + (static_cast<int64_t>(e) * n_kv + hh) * hd, bias = bv;
+  }
+  head[d] = src[d] + (bias ? bias[hh * hd + d] : 0.0f);
+  __syncthreads();
+  float val = head[d];
+  if (kind != 2 && d < n_rot) {
+    int i;
+    float a, b;
+    bool first;
+    if (neox) {
+      first = d < half;
+      i = first ? d : d - half;
+      a = head[i], b = head[i + half];
+    } else {
+      first = d % 2 == 0;
+      i = d / 2;
+      a = head[2 * i], b = head[2 * i + 1];
+    }
+    const float c = cos_table[e * half + i], s = sin_table[e * half + i];
+    val = first ? a * c - b * s : a * s + b * c;
+  }
+  if (kind == 0) {
+    q[(static_cast<int64_t>(e) * n_head + hh) * hd + d] = val;
+    return;
+  }
+  const int pos = batch.pos[e];
+  const int32_t block = batch.tables[batch.table_offset[e] + pos / kv.block_tokens];
+  const int64_t slot = ((static_cast<int64_t>(block) * n_kv + hh) * kv.block_tokens + pos % kv.block_tokens) * hd + d;
+  (kind == 1 ? kv.keys : kv.values)[slot] = __float2half_rn(val);
+}
+
+}  // namespace
+
+cudaError_t convert_f32_to_f16(const float* x, __half* out, int64_t n, cudaStream_t stream) {
+  f32_to_f16_kernel<<<blocks_for(n, 256), 256, 0, stream>>>(x, out, n);
+  return cudaGetLastError();
+}
+
+cudaError_t convert_f32_to_bf16(const float* x, __nv_bfloat16* out, int64_t n, cudaStream_t stream) {
+  f32_to_bf16_kernel<<<blocks_for(n, 256), 256, 0, stream>>>(x, out, n);
+  return cudaGetLastError();
+}
+
+cudaError_t rmsnorm(const float* x, const float* weight, const int32_t* rows, int n_rows, int n, float eps,
+                    float* out, cudaStream_t stream) {
+  if (n_rows <= 0) return cudaSuccess;
+  rmsnorm_kernel<<<n_rows, 256, 0, stream>>>(x, weight, rows, n, eps, out);
+  return cudaGetLastError();
+}
+
+cudaError_t silu_mul(float* gate, const float* up, int64_t n, cudaStream_t stream) {
+  silu_mul_kernel<<<blocks_for(n, 256), 256, 0, stream>>>(gate, up, n);
+  return cudaGetLastError();
+}
+
+cudaError_t rope_and_store_kv(float* q, const float* k, const float* v, const float* bq, const float* bk,
+                              const float* bv, const float* cos_table, const float* sin_table, int n_tokens,
+                              int n_head, int n_rot, bool neox, const KvLayout& kv, const BatchDevice& batch,
+                              cudaStream_t stream) {
+  if (kv.head_dim > 1024 || n_rot > kv.head_dim || n_rot % 2 != 0) return cudaErrorInvalidValue;
+  const dim3 grid(n_tokens, n_head + 2 * kv.n_head_kv);
+  rope_store_kernel<<<grid, kv.head_dim, kv.head_dim * sizeof(float), stream>>>(
+      q, k, v, bq, bk, bv, cos_table, sin_table, n_head, n_rot, neox, kv, batch);
+  return cudaGetLastError();
+}
+
+cudaError_t copy_kv_block(const KvLayout& kv, int32_t from, int32_t to, cudaStream_t stream) {
+  const size_t per_block = static_cast<size_t>(kv.n_head_kv) * kv.block_tokens * kv.head_dim;
+  cudaError_t err = cudaMemcpyAsync(kv.keys + to * per_block, kv.keys + from * per_block,
+                                    per_block * sizeof(__half), cudaMemcpyDeviceToDevice, stream);
+  if (err != cudaSuccess) return err;
+  return cudaMemcpyAsync(kv.values + to * per_block, kv.values + from * per_block, per_block * sizeof(__half),
+                         cudaMemcpyDeviceToDevice, stream);
+}
+
+}  // namespace frugal::cuda

@@ -1,0 +1,153 @@
+// Weight matmuls on the GPU: a fused dequantize-GEMV for small batches
+// (decode), and a dequantize-to-fp16 pass that feeds cuBLAS for large ones.
+#include "kernels/cuda/cuda_kernels.h"
+#include "kernels/cuda/quant_formats.cuh"
+
+namespace frugal::cuda {
+namespace {
+
+constexpr int kGemvWarps = 4;   // rows per block, one warp per row
+constexpr int kGemvUnroll = 4;  // groups each lane has in flight
+
+// One warp per output row. Lanes stride over the row's 8-weight groups,
+// loading kGemvUnroll groups before using any so enough bytes are in flight
+// to keep HBM busy; activations come through the read-only cache (they are
+// re-read by every row).
+template <class F, int kMaxTokens>
+__global__ void __launch_bounds__(kGemvWarps * 32)
+    gemv_kernel(const uint8_t* __restrict__ w, int64_t rows, int64_t cols, int64_t row_bytes,
+                const float* __restrict__ x, int n_tokens, float* __restrict__ y, bool accumulate) {
+  const int lane = threadIdx.x % 32;
+  const int64_t r = static_cast<int64_t>(blockIdx.x) * kGemvWarps + threadIdx.x / 32;
+  if (r >= rows) return;
+  const uint8_t* row = w + r * row_bytes;
+  const int n_groups = static_cast<int>(cols / 8);
+  float sum[kMaxTokens];
+#pragma unroll
+  for (int t = 0; t < kMaxTokens; ++t) sum[t] = 0.0f;
+
+  for (int base = lane; base < n_groups; base += 32 * kGemvUnroll) {
+    typename F::Raw raw[kGemvUnroll];
+#pragma unroll
+    for (int u = 0; u < kGemvUnroll; ++u) {
+      const int i = base + 32 * u;
+      if (i < n_groups) raw[u] = F::load(row + (i / F::kGroups) * F::kBytes, i % F::kGroups);
+    }
+#pragma unroll
+    for (int u = 0; u < kGemvUnroll; ++u) {
+      const int i = base + 32 * u;
+      if (i >= n_groups) break;
+      float wv[8];
+      int c0, c1;
+      F::dequant(raw[u], i % F::kGroups, wv, c0, c1);
+      const int64_t col = static_cast<int64_t>(i / F::kGroups) * F::kElems;
+#pragma unroll
+      for (int t = 0; t < kMaxTokens; ++t) {
+        if (t >= n_tokens) break;
+        const float4 a = __ldg(reinterpret_cast<const float4*>(x + t * cols + col + c0));
+        const float4 b = __ldg(reinterpret_cast<const float4*>(x + t * cols + col + c1));
+        sum[t] += wv[0] * a.x + wv[1] * a.y + wv[2] * a.z + wv[3] * a.w + wv[4] * b.x + wv[5] * b.y +
+                  wv[6] * b.z + wv[7] * b.w;
+      }
+    }
+  }
+#pragma unroll
+  for (int t = 0; t < kMaxTokens; ++t) {
+    if (t >= n_tokens) break;
+    const float s = warp_sum(sum[t]);
+    if (lane == 0) {
+      float* out = y + t * rows + r;
+      *out = accumulate ? *out + s : s;
+    }
+  }
+}
+
+// One thread per 8-weight group.
+template <class F>
+__global__ void dequant_kernel(const uint8_t* __restrict__ w, int64_t rows, int64_t cols,
+                               int64_t row_bytes, __half* __restrict__ out) {
+  const int64_t n_groups = cols / 8;
+  const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (idx >= rows * n_groups) return;
+  const int64_t r = idx / n_groups;
+  const int i = static_cast<int>(idx % n_groups);
+  float wv[8];
+  int c0, c1;
+  F::dequant(F::load(w + r * row_bytes + (i / F::kGroups) * F::kBytes, i % F::kGroups),
+             i % F::kGroups, wv, c0, c1);
+  __half* dst = out + r * cols + static_cast<int64_t>(i / F::kGroups) * F::kElems;
+  __half2 h[4] = {__floats2half2_rn(wv[0], wv[1]), __floats2half2_rn(wv[2], wv[3]),
+                  __floats2half2_rn(wv[4], wv[5]), __floats2half2_rn(wv[6], wv[7])};
+  reinterpret_cast<uint2*>(dst + c0)[0] = *reinterpret_cast<uint2*>(&h[0]);
+  reinterpret_cast<uint2*>(dst + c1)[0] = *reinterpret_cast<uint2*>(&h[2]);
+}
+
+template <class F>
+cudaError_t launch_gemv(const void* w, int64_t rows, int64_t cols, const float* x, int n_tokens,
+                        float* y, bool accumulate, cudaStream_t stream) {
+  const int64_t row_bytes = cols / F::kElems * F::kBytes;
+  const dim3 grid(blocks_for(rows, kGemvWarps)), block(kGemvWarps * 32);
+  const auto* wb = static_cast<const uint8_t*>(w);
+  if (n_tokens == 1)
+    gemv_kernel<F, 1><<<grid, block, 0, stream>>>(wb, rows, cols, row_bytes, x, 1, y, accumulate);
+  else if (n_tokens <= 4)
+    gemv_kernel<F, 4><<<grid, block, 0, stream>>>(wb, rows, cols, row_bytes, x, n_tokens, y, accumulate);
+  else
+    gemv_kernel<F, kGemvMaxRows><<<grid, block, 0, stream>>>(wb, rows, cols, row_bytes, x, n_tokens, y,
+                                                             accumulate);
+  return cudaGetLastError();
+}
+
+template <class F>
+cudaError_t launch_dequant(const void* w, int64_t rows, int64_t cols, __half* out, cudaStream_t stream) {
+  const int64_t row_bytes = cols / F::kElems * F::kBytes;
+  const int64_t n = rows * (cols / 8);
+  dequant_kernel<F><<<blocks_for(n, 256), 256, 0, stream>>>(static_cast<const uint8_t*>(w), rows, cols,
+                                                             row_bytes, out);
+  return cudaGetLastError();
+}
+
+// Calls fn(F{}) with the format of `type`; false when there is none.
+template <class Fn>
+bool with_format(TensorType type, Fn&& fn) {
+  switch (type) {
+    case TensorType::kF32: fn(FormatF32{}); return true;
+    case TensorType::kF16: fn(FormatF16{}); return true;
+    case TensorType::kBF16: fn(FormatBF16{}); return true;
+    case TensorType::kQ4_0: fn(FormatQ4_0{}); return true;
+    case TensorType::kQ5_0: fn(FormatQ5_0{}); return true;
+    case TensorType::kQ8_0: fn(FormatQ8_0{}); return true;
+    case TensorType::kQ4_K: fn(FormatQ4_K{}); return true;
+    case TensorType::kQ6_K: fn(FormatQ6_K{}); return true;
+    default: return false;
+  }
+}
+
+}  // namespace
+
+bool weight_type_supported(TensorType type) {
+  return with_format(type, [](auto) {});
+}
+
+cudaError_t gemv(TensorType type, const void* w, int64_t rows, int64_t cols, const float* x,
+                 int n_tokens, float* y, bool accumulate, cudaStream_t stream) {
+  if (n_tokens < 1 || n_tokens > kGemvMaxRows || cols % 8 != 0) return cudaErrorInvalidValue;
+  cudaError_t err = cudaErrorInvalidValue;
+  with_format(type, [&](auto f) {
+    using F = decltype(f);
+    if (cols % F::kElems == 0) err = launch_gemv<F>(w, rows, cols, x, n_tokens, y, accumulate, stream);
+  });
+  return err;
+}
+
+cudaError_t dequantize_to_f16(TensorType type, const void* w, int64_t rows, int64_t cols, __half* out,
+                              cudaStream_t stream) {
+  cudaError_t err = cudaErrorInvalidValue;
+  with_format(type, [&](auto f) {
+    using F = decltype(f);
+    if (cols % F::kElems == 0) err = launch_dequant<F>(w, rows, cols, out, stream);
+  });
+  return err;
+}
+
+}  // namespace frugal::cuda

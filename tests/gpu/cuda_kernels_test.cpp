@@ -1,0 +1,327 @@
+// Differential tests of every CUDA kernel against the scalar CPU reference
+// (src/quant/reference.h for the weight formats, plain loops for the rest)
+// on random inputs.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "core/half.h"
+#include "kernels/cuda/cuda_kernels.h"
+#include "quant/reference.h"
+
+namespace frugal::cuda {
+namespace {
+
+#define ASSERT_CUDA(expr) ASSERT_EQ((expr), cudaSuccess) << cudaGetErrorString(cudaGetLastError())
+
+// Device copy of a host vector, freed at scope exit.
+template <class T>
+struct DeviceBuffer {
+  T* ptr = nullptr;
+  size_t n = 0;
+  explicit DeviceBuffer(size_t count) : n(count) {
+    EXPECT_EQ(cudaMalloc(&ptr, std::max<size_t>(1, count) * sizeof(T)), cudaSuccess);
+  }
+  explicit DeviceBuffer(const std::vector<T>& host) : DeviceBuffer(host.size()) {
+    EXPECT_EQ(cudaMemcpy(ptr, host.data(), n * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
+  }
+  ~DeviceBuffer() { cudaFree(ptr); }
+  std::vector<T> download() const {
+    std::vector<T> h(n);
+    EXPECT_EQ(cudaMemcpy(h.data(), ptr, n * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
+    return h;
+  }
+};
+
+std::vector<float> random_floats(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+// The tests need a GPU: without one they fail here instead of skipping.
+TEST(CudaKernels, DeviceIsPresent) {
+  int count = 0;
+  ASSERT_EQ(cudaGetDeviceCount(&count), cudaSuccess);
+  ASSERT_GT(count, 0);
+}
+
+struct WeightCase {
+  TensorType type;
+  int64_t rows, cols;
+};
+
+class CudaWeightFormats : public ::testing::TestWithParam<WeightCase> {};
+
+// Quantizes random weights with the reference quantizer, then checks the GPU
+// dequantizer and the GEMV (1..8 tokens, overwrite and accumulate) against
+// the reference dequantization multiplied in double precision.
+TEST_P(CudaWeightFormats, DequantizeAndGemvMatchReference) {
+  const auto [type, rows, cols] = GetParam();
+  const std::vector<float> w_src = random_floats(rows * cols, 7, 0.05f);
+  const size_t row_bytes = quant::row_size(type, cols);
+  ASSERT_GT(row_bytes, 0u);
+  std::vector<uint8_t> packed(row_bytes * rows);
+  std::vector<float> w_ref(rows * cols);
+  for (int64_t r = 0; r < rows; ++r) {
+    ASSERT_TRUE(quant::quantize_row(type, w_src.data() + r * cols, packed.data() + r * row_bytes, cols).ok());
+    ASSERT_TRUE(quant::dequantize_row(type, packed.data() + r * row_bytes, w_ref.data() + r * cols, cols).ok());
+  }
+  DeviceBuffer<uint8_t> dw(packed);
+
+  DeviceBuffer<__half> dq(rows * cols);
+  ASSERT_CUDA(dequantize_to_f16(type, dw.ptr, rows, cols, dq.ptr, nullptr));
+  ASSERT_CUDA(cudaDeviceSynchronize());
+  const std::vector<__half> got_w = dq.download();
+  for (int64_t i = 0; i < rows * cols; ++i) {
+    const float g = __half2float(got_w[i]);
+    ASSERT_NEAR(g, w_ref[i], std::abs(w_ref[i]) * 1e-3f + 1e-6f) << "element " << i;
+  }
+
+  for (int n : {1, 2, 3, 5, 8}) {
+    SCOPED_TRACE("tokens " + std::to_string(n));
+    const std::vector<float> x = random_floats(n * cols, 100 + n);
+    const std::vector<float> y0 = random_floats(n * rows, 200 + n);
+    DeviceBuffer<float> dx(x), dy(y0);
+    for (bool accumulate : {false, true}) {
+      ASSERT_EQ(cudaMemcpy(dy.ptr, y0.data(), y0.size() * 4, cudaMemcpyHostToDevice), cudaSuccess);
+      ASSERT_CUDA(gemv(type, dw.ptr, rows, cols, dx.ptr, n, dy.ptr, accumulate, nullptr));
+      ASSERT_CUDA(cudaDeviceSynchronize());
+      const std::vector<float> y = dy.download();
+      for (int t = 0; t < n; ++t)
+        for (int64_t r = 0; r < rows; ++r) {
+          double ref = accumulate ? y0[t * rows + r] : 0.0, mag = 0;
+          for (int64_t k = 0; k < cols; ++k) {
+            ref += double(w_ref[r * cols + k]) * x[t * cols + k];
+            mag += std::abs(double(w_ref[r * cols + k]) * x[t * cols + k]);
+          }
+          ASSERT_NEAR(y[t * rows + r], ref, 1e-5 * mag + 1e-5) << "token " << t << " row " << r;
+        }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    AllTypes, CudaWeightFormats,
+    ::testing::Values(WeightCase{TensorType::kF32, 37, 264}, WeightCase{TensorType::kF16, 37, 264},
+                      WeightCase{TensorType::kBF16, 37, 264}, WeightCase{TensorType::kQ8_0, 45, 384},
+                      WeightCase{TensorType::kQ4_0, 45, 384}, WeightCase{TensorType::kQ5_0, 45, 384},
+                      WeightCase{TensorType::kQ4_K, 19, 768}, WeightCase{TensorType::kQ6_K, 19, 768}),
+    [](const auto& info) { return std::string(tensor_type_name(info.param.type)); });
+
+TEST(CudaKernels, UnsupportedTypeIsAnErrorNotACrash) {
+  EXPECT_FALSE(weight_type_supported(TensorType::kQ2_K));
+  EXPECT_NE(gemv(TensorType::kQ2_K, nullptr, 1, 256, nullptr, 1, nullptr, false, nullptr), cudaSuccess);
+  EXPECT_NE(gemv(TensorType::kQ4_0, nullptr, 1, 32, nullptr, kGemvMaxRows + 1, nullptr, false, nullptr), cudaSuccess);
+}
+
+TEST(CudaKernels, RmsNormWithRowGather) {
+  const int rows = 5, n = 384;
+  const std::vector<float> x = random_floats(rows * n, 1, 3.0f), w = random_floats(n, 2);
+  const std::vector<int32_t> pick = {4, 1};
+  DeviceBuffer<float> dx(x), dw(w), out(rows * n);
+  DeviceBuffer<int32_t> dpick(pick);
+  for (bool gather : {false, true}) {
+    const int n_rows = gather ? 2 : rows;
+    ASSERT_CUDA(rmsnorm(dx.ptr, dw.ptr, gather ? dpick.ptr : nullptr, n_rows, n, 1e-5f, out.ptr, nullptr));
+    ASSERT_CUDA(cudaDeviceSynchronize());
+    const auto y = out.download();
+    for (int r = 0; r < n_rows; ++r) {
+      const int src = gather ? pick[r] : r;
+      double ss = 0;
+      for (int i = 0; i < n; ++i) ss += double(x[src * n + i]) * x[src * n + i];
+      const double inv = 1.0 / std::sqrt(ss / n + 1e-5);
+      for (int i = 0; i < n; ++i) ASSERT_NEAR(y[r * n + i], x[src * n + i] * inv * w[i], 1e-4);
+    }
+  }
+}
+
+TEST(CudaKernels, SiluMul) {
+  const int64_t n = 1000;
+  std::vector<float> g = random_floats(n, 3, 4.0f);
+  const std::vector<float> u = random_floats(n, 4);
+  DeviceBuffer<float> dg(g), du(u);
+  ASSERT_CUDA(silu_mul(dg.ptr, du.ptr, n, nullptr));
+  ASSERT_CUDA(cudaDeviceSynchronize());
+  const auto y = dg.download();
+  for (int64_t i = 0; i < n; ++i) ASSERT_NEAR(y[i], g[i] / (1.0 + std::exp(-double(g[i]))) * u[i], 1e-5);
+}
+
+TEST(CudaKernels, ActivationConversions) {
+  const std::vector<float> x = random_floats(333, 5, 10.0f);
+  DeviceBuffer<float> dx(x);
+  DeviceBuffer<__half> h(x.size());
+  DeviceBuffer<__nv_bfloat16> b(x.size());
+  ASSERT_CUDA(convert_f32_to_f16(dx.ptr, h.ptr, x.size(), nullptr));
+  ASSERT_CUDA(convert_f32_to_bf16(dx.ptr, b.ptr, x.size(), nullptr));
+  ASSERT_CUDA(cudaDeviceSynchronize());
+  const auto hv = h.download();
+  const auto bv = b.download();
+  for (size_t i = 0; i < x.size(); ++i) {
+    ASSERT_EQ(__half2float(hv[i]), f16_to_f32(f32_to_f16(x[i])));
+    ASSERT_EQ(__bfloat162float(bv[i]), bf16_to_f32(f32_to_bf16(x[i])));
+  }
+}
+
+// A small paged cache: 2 sequences with shuffled block tables.
+struct PagedSetup {
+  int n_head = 8, n_kv = 2, hd = 64, bt = 16, n_blocks = 12, n_rot = 64;
+  std::vector<int32_t> tables = {7, 2, 9, 0, 11, 4, 1, 3};  // seq 0: first 4, seq 1: last 4
+  int table_of(int seq) const { return seq * 4; }
+};
+
+float half_round(float v) { return __half2float(__float2half_rn(v)); }
+
+class CudaRope : public ::testing::TestWithParam<bool> {};
+
+// Bias + RoPE on q and k, k/v stored into their cache slots, checked against
+// the pairing rules of src/model/blocks.cpp.
+TEST_P(CudaRope, BiasRotationAndCacheStore) {
+  const bool neox = GetParam();
+  PagedSetup s;
+  s.n_rot = 48;  // partial rotation: the last 16 dimensions pass through
+  const int n = 3;
+  const std::vector<int32_t> pos = {5, 17, 40}, offs = {0, 4, 0};
+  const int half = s.n_rot / 2;
+  auto q = random_floats(n * s.n_head * s.hd, 10), k = random_floats(n * s.n_kv * s.hd, 11),
+       v = random_floats(n * s.n_kv * s.hd, 12);
+  auto bq = random_floats(s.n_head * s.hd, 13), bk = random_floats(s.n_kv * s.hd, 14),
+       bv = random_floats(s.n_kv * s.hd, 15);
+  std::vector<float> cs(n * half), sn(n * half);
+  for (int e = 0; e < n; ++e)
+    for (int i = 0; i < half; ++i) {
+      const double a = pos[e] * std::pow(10000.0, -2.0 * i / s.n_rot);
+      cs[e * half + i] = float(std::cos(a)), sn[e * half + i] = float(std::sin(a));
+    }
+  const size_t cache = size_t(s.n_blocks) * s.n_kv * s.bt * s.hd;
+  DeviceBuffer<float> dq(q), dk(k), dv(v), dbq(bq), dbk(bk), dbv(bv), dc(cs), ds(sn);
+  DeviceBuffer<__half> keys(cache), values(cache);
+  DeviceBuffer<int32_t> dpos(pos), doff(offs), dtab(s.tables);
+  const KvLayout kv{keys.ptr, values.ptr, s.n_kv, s.hd, s.bt};
+  ASSERT_CUDA(rope_and_store_kv(dq.ptr, dk.ptr, dv.ptr, dbq.ptr, dbk.ptr, dbv.ptr, dc.ptr, ds.ptr, n, s.n_head,
+                                s.n_rot, neox, kv, {dpos.ptr, doff.ptr, dtab.ptr}, nullptr));
+  ASSERT_CUDA(cudaDeviceSynchronize());
+  auto rotate = [&](std::vector<float> h, int e) {
+    const float* c = cs.data() + e * half;
+    const float* sv = sn.data() + e * half;
+    std::vector<float> o = h;
+    for (int i = 0; i < half; ++i) {
+      const int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
+      o[a] = h[a] * c[i] - h[b] * sv[i];
+      o[b] = h[a] * sv[i] + h[b] * c[i];
+    }
+    return o;
+  };
+  const auto gq = dq.download();
+  const auto gk = keys.download(), gv = values.download();
+  for (int e = 0; e < n; ++e) {
+    for (int h = 0; h < s.n_head; ++h) {
+      std::vector<float> head(s.hd);
+      for (int d = 0; d < s.hd; ++d) head[d] = q[(e * s.n_head + h) * s.hd + d] + bq[h * s.hd + d];
+      const auto want = rotate(head, e);
+      for (int d = 0; d < s.hd; ++d) ASSERT_NEAR(gq[(e * s.n_head + h) * s.hd + d], want[d], 1e-5);
+    }
+    const int block = s.tables[offs[e] + pos[e] / s.bt];
+    for (int h = 0; h < s.n_kv; ++h) {
+      std::vector<float> kh(s.hd);
+      for (int d = 0; d < s.hd; ++d) kh[d] = k[(e * s.n_kv + h) * s.hd + d] + bk[h * s.hd + d];
+      const auto want = rotate(kh, e);
+      const size_t slot = ((size_t(block) * s.n_kv + h) * s.bt + pos[e] % s.bt) * s.hd;
+      for (int d = 0; d < s.hd; ++d) {
+        ASSERT_NEAR(__half2float(gk[slot + d]), want[d], std::abs(want[d]) * 1e-3 + 1e-4);
+        const float vv = v[(e * s.n_kv + h) * s.hd + d] + bv[h * s.hd + d];
+        ASSERT_NEAR(__half2float(gv[slot + d]), vv, std::abs(vv) * 1e-3 + 1e-4);
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Pairings, CudaRope, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "NeoX" : "Interleaved"; });
+
+struct AttnCase {
+  int hd, group, splits_mode;  // splits_mode 0: one block per entry, 1: split positions
+};
+class CudaAttention : public ::testing::TestWithParam<AttnCase> {};
+
+// Paged causal attention against a double-precision softmax over the same
+// fp16 cache contents; entries of two sequences at different positions.
+TEST_P(CudaAttention, MatchesReferenceSoftmax) {
+  const auto [hd, group, split_mode] = GetParam();
+  const int n_kv = 2, n_head = n_kv * group, bt = 16, n_blocks = 40, per_seq = 20;
+  std::vector<int32_t> tables(2 * per_seq);
+  for (int i = 0; i < 2 * per_seq; ++i) tables[i] = (i * 7 + 3) % n_blocks;  // a permutation of the blocks
+  const std::vector<int32_t> pos = {0, 150, 300, 63}, offs = {0, 0, per_seq, per_seq};
+  const int n = static_cast<int>(pos.size());
+  const size_t cache = size_t(n_blocks) * n_kv * bt * hd;
+  std::vector<__half> keys(cache), values(cache);
+  const auto kf = random_floats(cache, 21), vf = random_floats(cache, 22);
+  for (size_t i = 0; i < cache; ++i) keys[i] = __float2half_rn(kf[i]), values[i] = __float2half_rn(vf[i]);
+  const auto q = random_floats(n * n_head * hd, 23);
+  int max_len = 0;
+  for (int p : pos) max_len = std::max(max_len, p + 1);
+  const int splits = split_mode ? (max_len + kAttnSplitTokens - 1) / kAttnSplitTokens : 1;
+  DeviceBuffer<__half> dk(keys), dvv(values);
+  DeviceBuffer<float> dq(q), out(n * n_head * hd), partial(n * n_head * splits * (hd + 2));
+  DeviceBuffer<int32_t> dpos(pos), doff(offs), dtab(tables);
+  const float scale = 1.0f / std::sqrt(float(hd));
+  ASSERT_CUDA(attention(dq.ptr, {dk.ptr, dvv.ptr, n_kv, hd, bt}, {dpos.ptr, doff.ptr, dtab.ptr}, n, n_head, scale,
+                        splits, partial.ptr, out.ptr, nullptr));
+  ASSERT_CUDA(cudaDeviceSynchronize());
+  const auto got = out.download();
+  for (int e = 0; e < n; ++e)
+    for (int h = 0; h < n_head; ++h) {
+      const int kvh = h / group, len = pos[e] + 1;
+      std::vector<double> sc(len);
+      double mx = -1e300;
+      for (int t = 0; t < len; ++t) {
+        const size_t off = ((size_t(tables[offs[e] + t / bt]) * n_kv + kvh) * bt + t % bt) * hd;
+        double s = 0;
+        for (int d = 0; d < hd; ++d) s += double(q[(e * n_head + h) * hd + d]) * __half2float(keys[off + d]);
+        sc[t] = s * scale;
+        mx = std::max(mx, sc[t]);
+      }
+      double sum = 0;
+      for (double& s : sc) sum += (s = std::exp(s - mx));
+      for (int d = 0; d < hd; ++d) {
+        double a = 0;
+        for (int t = 0; t < len; ++t) {
+          const size_t off = ((size_t(tables[offs[e] + t / bt]) * n_kv + kvh) * bt + t % bt) * hd;
+          a += sc[t] * __half2float(values[off + d]);
+        }
+        ASSERT_NEAR(got[(e * n_head + h) * hd + d], a / sum, 2e-4) << "entry " << e << " head " << h << " dim " << d;
+      }
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, CudaAttention,
+                         ::testing::Values(AttnCase{64, 3, 0}, AttnCase{64, 3, 1}, AttnCase{128, 4, 0},
+                                           AttnCase{128, 4, 1}, AttnCase{32, 1, 1}, AttnCase{256, 8, 0}),
+                         [](const auto& info) {
+                           return "hd" + std::to_string(info.param.hd) + "_group" + std::to_string(info.param.group) +
+                                  (info.param.splits_mode ? "_split" : "_whole");
+                         });
+
+TEST(CudaKernels, CopyKvBlock) {
+  const int n_kv = 2, hd = 64, bt = 16, n_blocks = 4;
+  const size_t cache = size_t(n_blocks) * n_kv * bt * hd, per_block = size_t(n_kv) * bt * hd;
+  std::vector<__half> k(cache), v(cache);
+  const auto f = random_floats(2 * cache, 31);
+  for (size_t i = 0; i < cache; ++i) k[i] = __float2half_rn(f[i]), v[i] = __float2half_rn(f[cache + i]);
+  DeviceBuffer<__half> dk(k), dv(v);
+  ASSERT_CUDA(copy_kv_block({dk.ptr, dv.ptr, n_kv, hd, bt}, 1, 3, nullptr));
+  ASSERT_CUDA(cudaDeviceSynchronize());
+  const auto gk = dk.download(), gv = dv.download();
+  for (size_t i = 0; i < per_block; ++i) {
+    ASSERT_EQ(__half2float(gk[3 * per_block + i]), __half2float(k[per_block + i]));
+    ASSERT_EQ(__half2float(gv[3 * per_block + i]), __half2float(v[per_block + i]));
+    ASSERT_EQ(__half2float(gk[i]), __half2float(k[i]));  // others untouched
+  }
+}
+
+}  // namespace
+}  // namespace frugal::cuda

@@ -1,0 +1,279 @@
+// Whole-model checks of the CUDA backend through the public API: reference
+// logits and greedy continuations (../shared/refs), agreement with the CPU
+// path for the quantized files, perplexity, CPU+GPU layer splits, and errors
+// reported as statuses.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include <cuda_runtime.h>
+
+#include "frugal/model.h"
+#include "frugal/perplexity.h"
+
+namespace frugal::testing {
+namespace {
+
+constexpr double kLogitTol = 0.1;   // top-10 logits against the reference
+constexpr double kTieGap = 0.05;    // top-1/top-2 gaps below this are near-ties
+
+// FRUGAL_SHARED_DIR in the environment overrides the configured folder (the
+// GPU machine gets the files in a different place).
+std::string shared_path(const std::string& rel) {
+  const char* env = std::getenv("FRUGAL_SHARED_DIR");
+  return std::string(env && *env ? env : FRUGAL_SHARED_DIR) + "/" + rel;
+}
+
+const nlohmann::json& refs(const std::string& file) {
+  static std::map<std::string, nlohmann::json> cache;
+  auto it = cache.find(file);
+  if (it == cache.end()) {
+    std::ifstream in(shared_path("refs/" + file));
+    EXPECT_TRUE(in.good()) << "missing " << shared_path("refs/" + file);
+    it = cache.emplace(file, in.good() ? nlohmann::json::parse(in) : nlohmann::json::object()).first;
+  }
+  return it->second;
+}
+
+const Model* load(const std::string& rel) {
+  static std::map<std::string, std::unique_ptr<Model>> cache;
+  auto it = cache.find(rel);
+  if (it != cache.end()) return it->second.get();
+  auto m = Model::load(shared_path(rel));
+  EXPECT_TRUE(m.ok()) << m.status().to_string();
+  if (!m.ok()) return nullptr;
+  return cache.emplace(rel, std::move(m).value()).first->second.get();
+}
+
+ContextOptions gpu(int layers = -1) {
+  return {.max_context = 512, .max_batch_tokens = 128, .device = Device::kCuda, .gpu_layers = layers};
+}
+ContextOptions cpu() { return {.max_context = 512, .max_batch_tokens = 128}; }
+
+std::vector<int32_t> ids(const nlohmann::json& j) { return j.get<std::vector<int32_t>>(); }
+
+std::vector<float> last_logits(const Model& m, const ContextOptions& o, const std::vector<int32_t>& prompt) {
+  auto ctx = InferenceContext::create(m, o);
+  EXPECT_TRUE(ctx.ok()) << ctx.status().to_string();
+  if (!ctx.ok()) return {};
+  std::vector<BatchEntry> batch;
+  for (size_t i = 0; i < prompt.size(); ++i)
+    batch.push_back({.seq = 0, .pos = int32_t(i), .token = prompt[i], .want_logits = i + 1 == prompt.size()});
+  std::vector<float> logits;
+  Status s = (*ctx)->forward(batch, logits);
+  EXPECT_TRUE(s.ok()) << s.to_string();
+  return logits;
+}
+
+std::vector<int32_t> top_ids(const std::vector<float>& v, int k) {
+  std::vector<int32_t> idx(v.size());
+  for (size_t i = 0; i < v.size(); ++i) idx[i] = int32_t(i);
+  std::partial_sort(idx.begin(), idx.begin() + k, idx.end(),
+                    [&](int32_t a, int32_t b) { return v[a] > v[b] || (v[a] == v[b] && a < b); });
+  idx.resize(k);
+  return idx;
+}
+
+double top_gap(const std::vector<float>& v) {
+  const auto t = top_ids(v, 2);
+  return double(v[t[0]]) - v[t[1]];
+}
+
+// Every public prompt: the reference's top-10 logits within kLogitTol, and the
+// same top-1 wherever the reference's top-1/top-2 gap exceeds kTieGap.
+void expect_reference_logits(const std::string& model_file, const std::string& ref_file, const std::string& key,
+                             const ContextOptions& o) {
+  const Model* m = load(model_file);
+  ASSERT_NE(m, nullptr);
+  const auto& section = key.empty() ? refs(ref_file) : refs(ref_file)[key];
+  int n = 0;
+  for (const auto& p : section["prompts"]["public"]) {
+    SCOPED_TRACE(p["prompt"].get<std::string>());
+    const auto logits = last_logits(*m, o, ids(p["prompt_ids"]));
+    ASSERT_EQ(logits.size(), size_t(m->info().n_vocab));
+    const auto ref_ids = ids(p["last_logits_top10_ids"]);
+    const auto ref_vals = p["last_logits_top10_values"].get<std::vector<double>>();
+    double worst = 0;
+    for (size_t i = 0; i < ref_ids.size(); ++i) {
+      EXPECT_NEAR(logits[ref_ids[i]], ref_vals[i], kLogitTol) << "token " << ref_ids[i];
+      worst = std::max(worst, std::abs(logits[ref_ids[i]] - ref_vals[i]));
+    }
+    if (ref_vals[0] - ref_vals[1] > kTieGap) {
+      EXPECT_EQ(top_ids(logits, 1)[0], ref_ids[0]);
+    }
+    ::testing::Test::RecordProperty("max_abs_diff_" + std::to_string(n), std::to_string(worst));
+    ++n;
+  }
+  EXPECT_GT(n, 0);
+}
+
+// Quantized files: the GPU must agree with our CPU path on the same file.
+void expect_matches_cpu(const std::string& model_file, const ContextOptions& o) {
+  const Model* m = load(model_file);
+  ASSERT_NE(m, nullptr);
+  int n = 0;
+  for (const auto& p : refs("references.json")["target"]["prompts"]["public"]) {
+    SCOPED_TRACE(p["prompt"].get<std::string>());
+    const auto prompt = ids(p["prompt_ids"]);
+    const auto want = last_logits(*m, cpu(), prompt);
+    const auto got = last_logits(*m, o, prompt);
+    ASSERT_EQ(got.size(), want.size());
+    const auto top = top_ids(want, 10);
+    for (int32_t t : top) EXPECT_NEAR(got[t], want[t], kLogitTol) << "token " << t;
+    if (top_gap(want) > kTieGap) {
+      EXPECT_EQ(top_ids(got, 1)[0], top[0]);
+    }
+    ++n;
+  }
+  EXPECT_GT(n, 0);
+}
+
+TEST(CudaModel, TargetBf16ReferenceLogits) {
+  expect_reference_logits("models/gguf/tiny-llama-target-bf16.gguf", "references.json", "target", gpu());
+}
+TEST(CudaModel, DraftBf16ReferenceLogits) {
+  expect_reference_logits("models/gguf/tiny-llama-draft-bf16.gguf", "references.json", "draft", gpu());
+}
+TEST(CudaModel, Qwen2ReferenceLogits) {  // NeoX RoPE pairing and QKV biases
+  expect_reference_logits("models/tiny-qwen2-bpe", "references-qwen2.json", "", gpu());
+}
+TEST(CudaModel, TargetBf16SplitLayersReferenceLogits) {
+  expect_reference_logits("models/gguf/tiny-llama-target-bf16.gguf", "references.json", "target", gpu(3));
+  expect_reference_logits("models/gguf/tiny-llama-target-bf16.gguf", "references.json", "target", gpu(1));
+}
+TEST(CudaModel, TargetQ8_0MatchesCpu) { expect_matches_cpu("models/gguf/tiny-llama-target-Q8_0.gguf", gpu()); }
+TEST(CudaModel, TargetQ4_K_MMatchesCpu) { expect_matches_cpu("models/gguf/tiny-llama-target-Q4_K_M.gguf", gpu()); }
+TEST(CudaModel, TargetQ4_0MatchesCpu) { expect_matches_cpu("models/gguf/tiny-llama-target-Q4_0.gguf", gpu()); }
+TEST(CudaModel, TargetQ4_K_MSplitMatchesCpu) {
+  expect_matches_cpu("models/gguf/tiny-llama-target-Q4_K_M.gguf", gpu(4));
+}
+
+// Greedy decoding one token per step (the graph-replayed decode path) equals
+// the reference continuation up to the first near-tie.
+void expect_greedy(const std::string& model_file, const nlohmann::json& prompts, int32_t eos,
+                   const ContextOptions& o) {
+  const Model* m = load(model_file);
+  ASSERT_NE(m, nullptr);
+  int compared = 0;
+  for (const auto& p : prompts) {
+    SCOPED_TRACE(p["prompt"].get<std::string>());
+    const auto prompt = ids(p["prompt_ids"]);
+    const auto expected = ids(p["greedy_ids"]);
+    auto ctx = InferenceContext::create(*m, o);
+    ASSERT_TRUE(ctx.ok()) << ctx.status().to_string();
+    std::vector<BatchEntry> batch;
+    for (size_t i = 0; i < prompt.size(); ++i)
+      batch.push_back({.seq = 0, .pos = int32_t(i), .token = prompt[i], .want_logits = i + 1 == prompt.size()});
+    std::vector<float> logits;
+    ASSERT_TRUE((*ctx)->forward(batch, logits).ok());
+    int32_t pos = int32_t(prompt.size());
+    for (size_t i = 0; i < expected.size(); ++i) {
+      if (top_gap(logits) < kTieGap) break;  // near-tie: the continuation may legitimately differ
+      const int32_t next = top_ids(logits, 1)[0];
+      ASSERT_EQ(next, expected[i]) << "step " << i;
+      ++compared;
+      if (next == eos) break;
+      BatchEntry e{.seq = 0, .pos = pos++, .token = next, .want_logits = true};
+      Status s = (*ctx)->forward({&e, 1}, logits);
+      ASSERT_TRUE(s.ok()) << s.to_string();
+    }
+  }
+  EXPECT_GT(compared, 20);
+  ::testing::Test::RecordProperty("greedy_tokens_compared", std::to_string(compared));
+}
+
+TEST(CudaModel, TargetBf16GreedyContinuations) {
+  expect_greedy("models/gguf/tiny-llama-target-bf16.gguf", refs("references.json")["target"]["prompts"]["public"], 2,
+                gpu());
+}
+TEST(CudaModel, DraftBf16GreedyContinuations) {
+  expect_greedy("models/gguf/tiny-llama-draft-bf16.gguf", refs("references.json")["draft"]["prompts"]["public"], 2,
+                gpu());
+}
+TEST(CudaModel, TargetBf16SplitGreedyContinuations) {
+  expect_greedy("models/gguf/tiny-llama-target-bf16.gguf", refs("references.json")["target"]["prompts"]["public"], 2,
+                gpu(2));
+}
+
+std::string valid_text() {
+  std::ifstream in(shared_path("data/valid.txt"));
+  EXPECT_TRUE(in.good()) << "missing data/valid.txt";
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void expect_reference_perplexity(int gpu_layers) {
+  const Model* m = load("models/gguf/tiny-llama-target-bf16.gguf");
+  ASSERT_NE(m, nullptr);
+  auto r = compute_perplexity(*m, valid_text(),
+                              {.n_ctx = 512, .device = Device::kCuda, .gpu_layers = gpu_layers});
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  const double ref = refs("references.json")["target"]["ppl_valid_ctx512_all_positions"].get<double>();
+  std::printf("GPU (gpu_layers %d) ppl_all=%.4f reference=%.4f windows=%d\n", gpu_layers, r->ppl_all, ref, r->windows);
+  ::testing::Test::RecordProperty("ppl_all", std::to_string(r->ppl_all));
+  EXPECT_NEAR(r->ppl_all, ref, ref * 0.005);
+}
+
+TEST(CudaModel, TargetBf16PerplexityWithinHalfPercent) { expect_reference_perplexity(-1); }
+TEST(CudaModel, TargetBf16SplitPerplexityWithinHalfPercent) { expect_reference_perplexity(3); }
+
+// Several sequences in one batch, at different positions, equal each run alone.
+TEST(CudaModel, MultiSequenceBatchMatchesSingleSequences) {
+  const Model* m = load("models/gguf/tiny-llama-target-Q8_0.gguf");
+  ASSERT_NE(m, nullptr);
+  const std::vector<std::vector<int32_t>> prompts = {{1, 9038, 2501, 263, 931}, {1, 450, 4996}, {1, 306, 763, 304, 2}};
+  ContextOptions o = gpu();
+  o.max_sequences = 3;
+  auto ctx = InferenceContext::create(*m, o);
+  ASSERT_TRUE(ctx.ok()) << ctx.status().to_string();
+  std::vector<BatchEntry> batch;
+  for (int s = 0; s < 3; ++s)
+    for (size_t i = 0; i < prompts[s].size(); ++i)
+      batch.push_back({.seq = s, .pos = int32_t(i), .token = prompts[s][i], .want_logits = i + 1 == prompts[s].size()});
+  std::vector<float> logits;
+  ASSERT_TRUE((*ctx)->forward(batch, logits).ok());
+  const size_t nv = m->info().n_vocab;
+  ASSERT_EQ(logits.size(), 3 * nv);
+  for (int s = 0; s < 3; ++s) {
+    const auto alone = last_logits(*m, gpu(), prompts[s]);
+    for (size_t t = 0; t < nv; t += 97) // The batch (13 rows) takes the cuBLAS path with fp16 operands, the single
+    // prompts the fp32 GEMV, so they agree to fp16 rounding, not bit for bit.
+    ASSERT_NEAR(logits[s * nv + t], alone[t], 2e-2) << "seq " << s;
+  }
+}
+
+// With the GPU nearly full, loading fails with a status naming the bytes
+// needed and free instead of crashing.
+TEST(CudaModel, OutOfMemoryIsAStatusWithBytes) {
+  size_t free_b = 0, total_b = 0;
+  ASSERT_EQ(cudaMemGetInfo(&free_b, &total_b), cudaSuccess);
+  void* hog = nullptr;
+  for (size_t leave = size_t{4} << 20; hog == nullptr && leave < free_b; leave *= 2)
+    if (cudaMalloc(&hog, free_b - leave) != cudaSuccess) {
+      hog = nullptr;
+      (void)cudaGetLastError();
+    }
+  ASSERT_NE(hog, nullptr);
+  auto m = Model::load(shared_path("models/gguf/tiny-llama-target-bf16.gguf"));  // a fresh, not yet uploaded model
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  auto ctx = InferenceContext::create(**m, gpu());
+  cudaFree(hog);
+  ASSERT_FALSE(ctx.ok());
+  const std::string msg = ctx.status().to_string();
+  EXPECT_EQ(ctx.status().code(), ErrorCode::kResourceExhausted) << msg;
+  EXPECT_NE(msg.find("bytes"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("free"), std::string::npos) << msg;
+  // After the memory is back, the same model loads.
+  auto again = InferenceContext::create(**m, gpu());
+  EXPECT_TRUE(again.ok()) << again.status().to_string();
+}
+
+}  // namespace
+}  // namespace frugal::testing
