@@ -281,9 +281,13 @@ Status Interpreter::exec_set(const Stmt& s) {
 
 Status Interpreter::exec_macro_definition(const Stmt& s) {
   const Stmt* macro = &s;
-  FramePtr closure = frame_;
-  frame_->set(s.name, Value::callable(s.name, [macro, closure](Interpreter& in, CallArgs& args) {
-                return in.call_macro(*macro, closure, args, macro->line);
+  // The frame holds the macro and the macro refers to the frame: a weak
+  // reference keeps that from being a reference cycle (a leak).
+  std::weak_ptr<Frame> closure = frame_;
+  frame_->set(s.name, Value::callable(s.name, [macro, closure](Interpreter& in, CallArgs& args) -> Expected<Value> {
+                FramePtr scope = closure.lock();
+                if (!scope) return in.error(macro->line, "macro '" + macro->name + "' was called after its scope ended");
+                return in.call_macro(*macro, scope, args, macro->line);
               }));
   return Status::Ok();
 }
@@ -344,9 +348,11 @@ Status Interpreter::exec_call_block(const Stmt& s) {
   FRUGAL_ASSIGN_OR_RETURN(Value callee, eval(*call.args[0]));
   FRUGAL_ASSIGN_OR_RETURN(CallArgs args, eval_args(call, 1));
   const Stmt* block = &s;
-  FramePtr closure = frame_;
-  args.keywords.emplace_back("caller", Value::callable("caller", [block, closure](Interpreter& in, CallArgs& a) {
-                               return in.call_macro(*block, closure, a, block->line);
+  std::weak_ptr<Frame> closure = frame_;  // weak for the same reason as macros
+  args.keywords.emplace_back("caller", Value::callable("caller", [block, closure](Interpreter& in, CallArgs& a) -> Expected<Value> {
+                               FramePtr scope = closure.lock();
+                               if (!scope) return in.error(block->line, "caller() was called after its scope ended");
+                               return in.call_macro(*block, scope, a, block->line);
                              }));
   FRUGAL_ASSIGN_OR_RETURN(Value result, this->call(callee, args, s.line));
   return append_output(to_display_string(result), s.line);
