@@ -118,8 +118,18 @@ std::optional<ApiError> chat_prompt(const json& body, const ModelContext& mc, st
   const std::string bos(tok.bos_id() >= 0 ? tok.token_text(tok.bos_id()) : "");
   const std::string eos(tok.eos_id() >= 0 ? tok.token_text(tok.eos_id()) : "");
   auto text = mc.chat_template->render(messages, true, bos, eos);
-  if (!text.ok())
-    return bad("messages", "the chat template rejected the messages: " + text.status().message());
+  if (!text.ok()) {
+    // A template that rejects the conversation (raise_exception, e.g. roles
+    // that do not alternate) is the client's to fix; a template that breaks
+    // (limits, unsupported features) is the server's: 500 for this request.
+    if (text.status().code() == ErrorCode::kInvalidArgument)
+      return bad("messages", "the chat template rejected the messages: " + text.status().message());
+    return ApiError{.http_status = 500,
+                    .message = "the chat template failed: " + text.status().message(),
+                    .type = "server_error",
+                    .param = "messages",
+                    .code = ""};
+  }
   const bool has_bos = !bos.empty() && text->rfind(bos, 0) == 0;
   out = tok.encode(*text, {.add_bos = has_bos ? false : tok.add_bos_default(), .parse_special = true, .add_eos = {}});
   return std::nullopt;
