@@ -77,32 +77,48 @@ void paged_attention(LayerContext& ctx) {
     }
   }
 
+  // One task per (entry, KV head): the `group` query heads sharing that KV
+  // head are handled together, so each key and value row is fetched from
+  // the cache once per group (and then reused from L1 by every head) rather
+  // than once per query head. With a per-thread score buffer too small for
+  // a whole group (a caller that sized it for one head) heads go one at a
+  // time.
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  const int64_t tasks = n * hp.n_head;
+  const int64_t tasks = n * n_kv;
   ctx.pool.run([&](int thread, int n_threads) {
-    float* scores = ctx.buf.scores[thread].data();
+    std::vector<float>& sbuf = ctx.buf.scores[thread];
     const int64_t begin = tasks * thread / n_threads;
     const int64_t end = tasks * (thread + 1) / n_threads;
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t e = task / hp.n_head;
-      const int h = static_cast<int>(task % hp.n_head);
-      const int kvh = h / group;
+      const int64_t e = task / n_kv;
+      const int kvh = static_cast<int>(task % n_kv);
       const BatchEntry& be = ctx.batch[e];
       const auto& table = ctx.kv.block_table(be.seq);
-      const float* q = ctx.buf.q.data() + (e * hp.n_head + h) * hd;
       const int32_t len = be.pos + 1;
-      for (int32_t t0 = 0; t0 < len; t0 += bt) {
-        const float* kb = ctx.kv.key_block(ctx.layer, table[t0 / bt], kvh);
-        const int32_t cnt = std::min(bt, len - t0);
-        for (int32_t j = 0; j < cnt; ++j) scores[t0 + j] = kernels::dot(q, kb + j * hd, hd) * scale;
-      }
-      kernels::softmax(scores, len);
-      float* out = ctx.buf.attn.data() + (e * hp.n_head + h) * hd;
-      std::fill_n(out, hd, 0.0f);
-      for (int32_t t0 = 0; t0 < len; t0 += bt) {
-        const float* vb = ctx.kv.value_block(ctx.layer, table[t0 / bt], kvh);
-        const int32_t cnt = std::min(bt, len - t0);
-        for (int32_t j = 0; j < cnt; ++j) kernels::axpy(scores[t0 + j], vb + j * hd, out, hd);
+      const int heads_at_once = sbuf.size() >= static_cast<size_t>(group) * len ? group : 1;
+      for (int g0 = 0; g0 < group; g0 += heads_at_once) {
+        const int h0 = kvh * group + g0;
+        const float* q = ctx.buf.q.data() + (e * hp.n_head + h0) * hd;
+        float* out = ctx.buf.attn.data() + (e * hp.n_head + h0) * hd;
+        float* scores = sbuf.data();
+        for (int32_t t0 = 0; t0 < len; t0 += bt) {
+          const float* kb = ctx.kv.key_block(ctx.layer, table[t0 / bt], kvh);
+          const int32_t cnt = std::min(bt, len - t0);
+          for (int32_t j = 0; j < cnt; ++j)
+            for (int g = 0; g < heads_at_once; ++g)
+              scores[g * len + t0 + j] = kernels::dot(q + g * hd, kb + j * hd, hd) * scale;
+        }
+        for (int g = 0; g < heads_at_once; ++g) {
+          kernels::softmax(scores + g * len, len);
+          std::fill_n(out + g * hd, hd, 0.0f);
+        }
+        for (int32_t t0 = 0; t0 < len; t0 += bt) {
+          const float* vb = ctx.kv.value_block(ctx.layer, table[t0 / bt], kvh);
+          const int32_t cnt = std::min(bt, len - t0);
+          for (int32_t j = 0; j < cnt; ++j)
+            for (int g = 0; g < heads_at_once; ++g)
+              kernels::axpy(scores[g * len + t0 + j], vb + j * hd, out + g * hd, hd);
+        }
       }
     }
   });

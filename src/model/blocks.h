@@ -30,7 +30,7 @@ struct ForwardBuffers {
   std::vector<float> up;     // [n][n_ff]
   std::vector<float> rope_cos, rope_sin;  // [n][n_rot/2]
   std::vector<float> rope_inv_freq;       // [n_rot/2], fixed per model
-  std::vector<std::vector<float>> scores;  // per thread: [max_context]
+  std::vector<std::vector<float>> scores;  // per thread: [n_head / n_head_kv][max_context]
 };
 
 struct LayerContext {
