@@ -142,9 +142,8 @@ void standard_decoder_layer(LayerContext& ctx) {
   const int64_t d = hp.n_embd;
 
   rmsnorm_rows(b.x.data(), w.attn_norm.data(), n, d, hp.rms_eps, b.h.data(), ctx.pool);
-  kernels::matmul(w.wq, b.h.data(), n, b.q.data(), ctx.pool, ctx.mm);
-  kernels::matmul(w.wk, b.h.data(), n, b.k.data(), ctx.pool, ctx.mm);
-  kernels::matmul(w.wv, b.h.data(), n, b.v.data(), ctx.pool, ctx.mm);
+  const kernels::MatmulOp qkv[] = {{&w.wq, b.q.data()}, {&w.wk, b.k.data()}, {&w.wv, b.v.data()}};
+  kernels::matmul_group(qkv, b.h.data(), n, ctx.pool, ctx.mm);
   add_bias_rows(b.q.data(), w.bq, n);
   add_bias_rows(b.k.data(), w.bk, n);
   add_bias_rows(b.v.data(), w.bv, n);
@@ -155,8 +154,8 @@ void standard_decoder_layer(LayerContext& ctx) {
   kernels::add(b.x.data(), b.x.data(), b.h.data(), n * d);
 
   rmsnorm_rows(b.x.data(), w.ffn_norm.data(), n, d, hp.rms_eps, b.h.data(), ctx.pool);
-  kernels::matmul(w.w_gate, b.h.data(), n, b.gate.data(), ctx.pool, ctx.mm);
-  kernels::matmul(w.w_up, b.h.data(), n, b.up.data(), ctx.pool, ctx.mm);
+  const kernels::MatmulOp gate_up[] = {{&w.w_gate, b.gate.data()}, {&w.w_up, b.up.data()}};
+  kernels::matmul_group(gate_up, b.h.data(), n, ctx.pool, ctx.mm);
   kernels::silu_mul(b.gate.data(), b.gate.data(), b.up.data(), n * hp.n_ff);
   kernels::matmul(w.w_down, b.gate.data(), n, b.h.data(), ctx.pool, ctx.mm);
   kernels::add(b.x.data(), b.x.data(), b.h.data(), n * d);

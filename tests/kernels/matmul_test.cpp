@@ -219,6 +219,49 @@ TEST(Matmul, ExtremeQuants) {
   }
 }
 
+// A group gives exactly what separate matmul() calls give: the same kernels
+// on the same rows, whether the weights share an activation format (one
+// quantization, one pass over the pool) or not (run one by one).
+TEST(Matmul, GroupEqualsSeparateCalls) {
+  const std::vector<std::vector<std::pair<TensorType, int64_t>>> groups = {
+      {{TensorType::kQ4_0, 40}, {TensorType::kQ4_0, 24}, {TensorType::kQ4_0, 136}},
+      {{TensorType::kQ4_K, 48}, {TensorType::kQ6_K, 17}},
+      {{TensorType::kQ8_0, 33}, {TensorType::kQ6_K, 16}, {TensorType::kBF16, 8}},
+      {{TensorType::kF32, 5}, {TensorType::kF16, 70}},
+  };
+  const int64_t cols = 512;
+  ThreadPool pool1(1), pool3(3);
+  for (const auto& g : groups) {
+    std::vector<Problem> probs;
+    std::vector<WeightMatrix> ws;
+    for (size_t i = 0; i < g.size(); ++i) probs.push_back(make_problem(g[i].first, g[i].second, cols, 9, 40 + i));
+    for (size_t i = 0; i < g.size(); ++i) {
+      WeightMatrix w{g[i].first, probs[i].wq.data(), g[i].second, cols};
+      ASSERT_TRUE(prepare_weight(w, pool3).ok());
+      ws.push_back(w);
+    }
+    const std::vector<float>& x = probs[0].x;
+    for (int64_t nt : {1, 9}) {
+      for (ThreadPool* pool : {&pool1, &pool3}) {
+        MatmulScratch scratch;
+        std::vector<std::vector<float>> sep(g.size()), grp(g.size());
+        std::vector<MatmulOp> ops;
+        for (size_t i = 0; i < g.size(); ++i) {
+          sep[i].assign(static_cast<size_t>(g[i].second * nt), NAN);
+          grp[i].assign(static_cast<size_t>(g[i].second * nt), NAN);
+          matmul(ws[i], x.data(), nt, sep[i].data(), *pool, scratch);
+          ops.push_back({&ws[i], grp[i].data()});
+        }
+        matmul_group(ops, x.data(), nt, *pool, scratch);
+        for (size_t i = 0; i < g.size(); ++i)
+          for (size_t k = 0; k < sep[i].size(); ++k)
+            ASSERT_EQ(sep[i][k], grp[i][k]) << tensor_type_name(g[i].first) << " op " << i << " element " << k
+                                            << " tokens " << nt << " threads " << pool->size();
+      }
+    }
+  }
+}
+
 TEST(Matmul, NoAllocationAfterReserve) {
   ThreadPool pool(2);
   MatmulScratch scratch;

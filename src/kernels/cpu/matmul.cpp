@@ -122,12 +122,13 @@ namespace {
 // Everything a pool job needs, passed by one pointer so the std::function
 // the pool takes stays within its small-object buffer (no allocation).
 struct Job {
-  const WeightMatrix* w;
+  std::span<const MatmulOp> ops;
+  GemmFn fn[kMaxMatmulGroup];
+  int64_t op_chunks[kMaxMatmulGroup];  // chunks of chunk_rows rows per op
   const float* x;
   const void* act;
   int64_t n_tokens;
-  float* out;
-  GemmFn fn;
+  int64_t cols;
   const KernelTable* table;
   void* qbuf;
   size_t act_row_bytes;
@@ -137,13 +138,12 @@ struct Job {
 };
 
 void quantize_rows(const Job& j, int64_t t0, int64_t t1) {
-  const int64_t cols = j.w->cols;
   for (int64_t t = t0; t < t1; ++t) {
     void* dst = static_cast<uint8_t*>(j.qbuf) + t * j.act_row_bytes;
     if (j.kind == ActKind::kQ8x32)
-      j.table->quant_q8x32(j.x + t * cols, static_cast<ActQ8*>(dst), cols);
+      j.table->quant_q8x32(j.x + t * j.cols, static_cast<ActQ8*>(dst), j.cols);
     else
-      j.table->quant_q8k(j.x + t * cols, static_cast<quant::BlockQ8_K*>(dst), cols);
+      j.table->quant_q8k(j.x + t * j.cols, static_cast<quant::BlockQ8_K*>(dst), j.cols);
   }
 }
 
@@ -152,33 +152,58 @@ void abort_invalid(const Status& s) {
   std::abort();
 }
 
+GemmFn pick_kernel(const KernelTable& table, const WeightMatrix& w, int64_t n_tokens) {
+  const auto t = static_cast<uint32_t>(w.type);
+  if (w.packed != nullptr && table.gemm_packed[t] != nullptr && n_tokens >= table.packed_min_tokens[t])
+    return table.gemm_packed[t];
+  return table.gemm[t];
+}
+
 }  // namespace
 
 void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* out, ThreadPool& pool,
             MatmulScratch& scratch) {
-  if (n_tokens <= 0 || w.rows == 0) return;
-  if (Status s = validate_weight(w); !s.ok()) abort_invalid(s);
+  const MatmulOp op{&w, out};
+  matmul_group({&op, 1}, x, n_tokens, pool, scratch);
+}
+
+void matmul_group(std::span<const MatmulOp> ops, const float* x, int64_t n_tokens, ThreadPool& pool,
+                  MatmulScratch& scratch) {
+  if (n_tokens <= 0 || ops.empty()) return;
+  // One activation quantization serves the group only when every weight
+  // reads the same format; otherwise each runs on its own.
+  const ActKind kind = act_kind(ops[0].w->type);
+  bool same = ops.size() <= kMaxMatmulGroup;
+  for (const MatmulOp& op : ops) same = same && act_kind(op.w->type) == kind && op.w->cols == ops[0].w->cols;
+  if (!same) {
+    for (const MatmulOp& op : ops) matmul(*op.w, x, n_tokens, op.out, pool, scratch);
+    return;
+  }
   const KernelTable& table = kernel_table();
   Job job{};
-  job.w = &w;
+  job.ops = ops;
   job.x = x;
   job.n_tokens = n_tokens;
-  job.out = out;
+  job.cols = ops[0].w->cols;
   job.table = &table;
-  job.kind = act_kind(w.type);
-  job.fn = table.gemm[static_cast<uint32_t>(w.type)];
-  if (w.packed != nullptr && table.gemm_packed[static_cast<uint32_t>(w.type)] != nullptr &&
-      n_tokens >= table.packed_min_tokens[static_cast<uint32_t>(w.type)])
-    job.fn = table.gemm_packed[static_cast<uint32_t>(w.type)];
+  job.kind = kind;
   job.act = x;
+  int64_t total_rows = 0, units = 0;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    if (Status s = validate_weight(*ops[i].w); !s.ok()) abort_invalid(s);
+    job.fn[i] = pick_kernel(table, *ops[i].w, n_tokens);
+    total_rows += ops[i].w->rows;
+    units += (ops[i].w->rows + 15) / 16;
+  }
+  if (total_rows == 0) return;
 
-  const int64_t work = w.rows * w.cols * n_tokens;
+  const int64_t work = total_rows * job.cols * n_tokens;
   const bool parallel = pool.size() > 1 && work >= 32 * 1024;
 
-  if (job.kind != ActKind::kF32) {
-    job.act_row_bytes = job.kind == ActKind::kQ8x32
-                            ? static_cast<size_t>(w.cols / 32) * sizeof(ActQ8)
-                            : static_cast<size_t>(w.cols / 256) * sizeof(quant::BlockQ8_K);
+  if (kind != ActKind::kF32) {
+    job.act_row_bytes = kind == ActKind::kQ8x32
+                            ? static_cast<size_t>(job.cols / 32) * sizeof(ActQ8)
+                            : static_cast<size_t>(job.cols / 256) * sizeof(quant::BlockQ8_K);
     job.qbuf = scratch.ensure(job.act_row_bytes * static_cast<size_t>(n_tokens));
     job.act = job.qbuf;
     if (parallel && n_tokens >= 8) {
@@ -190,25 +215,30 @@ void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* out,
   }
 
   if (!parallel) {
-    job.fn(w, job.act, n_tokens, out, 0, w.rows);
+    for (size_t i = 0; i < ops.size(); ++i) job.fn[i](*ops[i].w, job.act, n_tokens, ops[i].out, 0, ops[i].w->rows);
     return;
   }
   // Rows are handed out in chunks (multiples of 16, so every thread runs
   // whole register tiles and whole 8-row packed groups) from a shared
-  // counter: on a machine shared with other work, a thread that gets
-  // preempted does not leave the others idle at the end of the call.
+  // counter that runs over the chunks of every matrix of the group: one
+  // pass over the pool instead of one per matrix, and on a machine shared
+  // with other work a thread that gets preempted does not leave the others
+  // idle at the end of the call.
   const int64_t n_thr = pool.size();
-  const int64_t units = (w.rows + 15) / 16;
   const int64_t chunks = std::min<int64_t>(units, n_thr * 4);
   job.chunk_rows = ((units + chunks - 1) / chunks) * 16;
+  for (size_t i = 0; i < ops.size(); ++i) job.op_chunks[i] = (ops[i].w->rows + job.chunk_rows - 1) / job.chunk_rows;
   Job* jp = &job;
   pool.run([jp](int, int) {
-    const int64_t rows = jp->w->rows;
     for (;;) {
-      const int64_t r0 = jp->next.fetch_add(jp->chunk_rows, std::memory_order_relaxed);
-      if (r0 >= rows) break;
-      const int64_t r1 = std::min(rows, r0 + jp->chunk_rows);
-      jp->fn(*jp->w, jp->act, jp->n_tokens, jp->out, r0, r1);
+      int64_t c = jp->next.fetch_add(1, std::memory_order_relaxed);
+      size_t i = 0;
+      while (i < jp->ops.size() && c >= jp->op_chunks[i]) c -= jp->op_chunks[i++];
+      if (i == jp->ops.size()) break;
+      const WeightMatrix& w = *jp->ops[i].w;
+      const int64_t r0 = c * jp->chunk_rows;
+      const int64_t r1 = std::min(w.rows, r0 + jp->chunk_rows);
+      jp->fn[i](w, jp->act, jp->n_tokens, jp->ops[i].out, r0, r1);
     }
   });
 }

@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 
 #include "core/thread_pool.h"
 #include "frugal/status.h"
@@ -86,5 +87,18 @@ size_t matmul_scratch_bytes(int64_t n_tokens, int64_t cols);
 
 void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* out, ThreadPool& pool,
             MatmulScratch& scratch);
+
+// Several matmuls of the same input (Q/K/V, gate/up): out_i = W_i x. When
+// the weights read the same activation format, x is quantized once and the
+// rows of all of them are shared out in one pass over the pool (one
+// barrier instead of one per matrix, which is most of a decode step's
+// synchronisation on few cores). Results equal separate matmul() calls.
+struct MatmulOp {
+  const WeightMatrix* w;
+  float* out;
+};
+inline constexpr size_t kMaxMatmulGroup = 4;
+void matmul_group(std::span<const MatmulOp> ops, const float* x, int64_t n_tokens, ThreadPool& pool,
+                  MatmulScratch& scratch);
 
 }  // namespace frugal::kernels
