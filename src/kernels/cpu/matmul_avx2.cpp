@@ -42,6 +42,9 @@ inline void float_tile(const uint8_t* const* wrow, const float* x, int64_t K, fl
       for (int t = 0; t < T; ++t) acc[u][r][t] = _mm256_setzero_ps();
   int64_t k = 0;
   for (; k + 8 * U <= K; k += 8 * U) {
+    if constexpr (T == 1)
+      if ((k * L::kBytes) % 64 == 0)
+        for (int r = 0; r < R; ++r) prefetch_ahead(wrow[r] + k * L::kBytes, 64);
     for (int u = 0; u < U; ++u) {
       __m256 xv[T];
       for (int t = 0; t < T; ++t) xv[t] = _mm256_loadu_ps(x + t * K + k + 8 * u);
@@ -118,6 +121,10 @@ inline void q4k_tile(const BlockQ4_K* wr, const BlockQ8_K* const* arow, int64_t 
   for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
   const __m256i m4 = _mm256_set1_epi8(0x0F);
   for (int64_t b = 0; b < nb; ++b) {
+    if constexpr (T == 1) {
+      if (five_bit) prefetch_ahead(wr5 + b, sizeof(BlockQ5_K));
+      else prefetch_ahead(wr + b, sizeof(BlockQ4_K));
+    }
     const uint8_t* scales = five_bit ? wr5[b].scales : wr[b].scales;
     const uint8_t* qs = five_bit ? wr5[b].qs : wr[b].qs;
     const float d = fp16(five_bit ? wr5[b].d : wr[b].d);
@@ -172,6 +179,7 @@ inline void q6k_tile(const BlockQ6_K* wr, const BlockQ8_K* const* arow, int64_t 
   const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
   for (int64_t b = 0; b < nb; ++b) {
     const BlockQ6_K& x = wr[b];
+    if constexpr (T == 1) prefetch_ahead(&x, sizeof(x));
     const float d = fp16(x.d);
     __m256i isum[T];
     for (int t = 0; t < T; ++t) isum[t] = _mm256_setzero_si256();

@@ -41,7 +41,9 @@ inline void float_tile512(const uint8_t* const* wrow, const float* x, int64_t K,
     for (int r = 0; r < R; ++r)
       for (int t = 0; t < T; ++t) acc[u][r][t] = _mm512_setzero_ps();
   int64_t k = 0;
-  for (; k + 16 * U <= K; k += 16 * U)
+  for (; k + 16 * U <= K; k += 16 * U) {
+    if constexpr (T == 1)
+      for (int r = 0; r < R; ++r) avx2::prefetch_ahead(wrow[r] + k * L::kBytes, 16 * U * L::kBytes);
     for (int u = 0; u < U; ++u) {
       __m512 xv[T];
       for (int t = 0; t < T; ++t) xv[t] = _mm512_loadu_ps(x + t * K + k + 16 * u);
@@ -50,6 +52,7 @@ inline void float_tile512(const uint8_t* const* wrow, const float* x, int64_t K,
         for (int t = 0; t < T; ++t) acc[u][r][t] = _mm512_fmadd_ps(wv, xv[t], acc[u][r][t]);
       }
     }
+  }
   for (; k < K; k += 16) {
     const __mmask16 m = K - k >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (K - k)) - 1);
     __m512 xv[T];

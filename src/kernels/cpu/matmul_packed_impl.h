@@ -57,6 +57,7 @@ inline void q4_0x8_tile(const PackQ4_0x8* P, const ActQ8* const* arow, int64_t n
   const __m256i m4 = _mm256_set1_epi8(0x0F);
   for (int64_t b = 0; b < nb; ++b) {
     const PackQ4_0x8& p = P[b];
+    if constexpr (T == 1) prefetch_ahead(&p, sizeof(p));
     __m256i isum[T];
     for (int t = 0; t < T; ++t) isum[t] = _mm256_setzero_si256();
     for (int v = 0; v < 4; ++v) {
@@ -98,6 +99,7 @@ inline void q8_0x8_tile(const PackQ8_0x8* P, const ActQ8* const* arow, int64_t n
   const __m256i ones = _mm256_set1_epi16(1);
   for (int64_t b = 0; b < nb; ++b) {
     const PackQ8_0x8& p = P[b];
+    if constexpr (T == 1) prefetch_ahead(&p, sizeof(p));
     __m256i isum[T];
     for (int t = 0; t < T; ++t) isum[t] = _mm256_setzero_si256();
     for (int v = 0; v < 8; ++v) {
@@ -177,6 +179,7 @@ inline void q4_kx8_tile(const PackQ4_Kx8* P, const quant::BlockQ8_K* const* arow
   const __m256i m4 = _mm256_set1_epi8(0x0F);
   for (int64_t b = 0; b < nb; ++b) {
     const PackQ4_Kx8& p = P[b];
+    if constexpr (T == 1) prefetch_ahead(&p, sizeof(p));
     __m256i isum[T], msum[T];
     for (int t = 0; t < T; ++t) {
       isum[t] = _mm256_setzero_si256();

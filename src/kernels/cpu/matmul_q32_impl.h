@@ -93,6 +93,7 @@ inline void q32_tile(const typename D::Block* const* wrow, const ActQ8* const* a
     __m256i wq[R], wa[R];
     float dw[R], mw[R];
     for (int r = 0; r < R; ++r) {
+      if constexpr (T == 1) prefetch_ahead(&wrow[r][b], sizeof(wrow[r][b]));
       wq[r] = D::q(wrow[r][b]);
       wa[r] = D::kAffine ? wq[r] : _mm256_sign_epi8(wq[r], wq[r]);
       dw[r] = D::d(wrow[r][b]);

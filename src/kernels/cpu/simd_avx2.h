@@ -28,6 +28,17 @@ inline int hsum_i32(__m256i v) {
   return _mm_cvtsi128_si32(s);
 }
 
+// Software prefetch for single-token GEMVs, which stream every weight once:
+// on few cores the hardware prefetcher alone leaves the kernel waiting on
+// DRAM (Q4_0 decode of a 1.1B model on 2 threads went from 23 to 31 tok/s).
+// Touches the cache lines of the `bytes` that start kPrefetchBytes past `p`;
+// a prefetch never faults, so running past the end of the weights is fine.
+inline constexpr size_t kPrefetchBytes = 4096;
+inline void prefetch_ahead(const void* p, size_t bytes) {
+  const char* a = static_cast<const char*>(p) + kPrefetchBytes;
+  for (size_t o = 0; o < bytes; o += 64) _mm_prefetch(a + o, _MM_HINT_T0);
+}
+
 inline float fp16(uint16_t h) { return _cvtsh_ss(h); }
 
 inline float load_fp16(const void* p) {
