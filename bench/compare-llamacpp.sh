@@ -8,7 +8,10 @@
 #
 # Env: THREADS (default: frugal's default), ROUNDS (5), PP (512), TG (128),
 #      FRUGAL (path to the frugal binary, default build/release/bin/frugal),
-#      OUT (result file, default bench/results/<date>-cpu-vs-llamacpp.md).
+#      OUT (result file, default bench/results/<date>-cpu-vs-llamacpp.md),
+#      FRUGAL_CPU_ISA (generic|avx2|avx512: force frugal's kernels, e.g. to
+#      match a llama.cpp built for AVX2 only), NOTE (a line for the table,
+#      e.g. how the llama.cpp build was made).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -ge 2 ] || { sed -n 2,12p "$0"; exit 2; }
@@ -34,9 +37,10 @@ for model in "$@"; do
   done
 done
 
-python3 - "$tmp" "$out" "$threads" "$rounds" "$membw" "$pp" "$tg" "$*" <<'PY'
+isa=${FRUGAL_CPU_ISA:-auto}
+python3 - "$tmp" "$out" "$threads" "$rounds" "$membw" "$pp" "$tg" "$*" "$isa" "${NOTE:-}" <<'PY'
 import json, glob, os, statistics, sys, datetime, platform, subprocess
-tmp, out, threads, rounds, membw, pp, tg, models = sys.argv[1:]
+tmp, out, threads, rounds, membw, pp, tg, models, isa, note = sys.argv[1:]
 def cpu():
     for line in open('/proc/cpuinfo'):
         if line.startswith('model name'): return line.split(':', 1)[1].strip()
@@ -64,6 +68,7 @@ for model in models.split():
 lines = [f"# frugal vs llama.cpp, CPU ({datetime.date.today()})", "",
          f"machine: {cpu()}, {os.cpu_count()} CPUs; threads {threads}; {rounds} alternating rounds; "
          f"read bandwidth {membw} GB/s (frugal bench --membw)", "",
+         f"frugal kernels: {isa}" + (f"; {note}" if note else ""), "",
          f"command: bench/compare-llamacpp.sh {models}", "",
          "| model | test | frugal tok/s (median, min-max) | llama.cpp tok/s (median, min-max) | ratio | frugal % of roofline |",
          "| --- | --- | ---: | ---: | ---: | ---: |"]
