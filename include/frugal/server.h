@@ -19,6 +19,7 @@ struct ServerOptions {
   int batch_tokens = 256;       // tokens per forward pass (prefill chunk budget)
   int kv_blocks = 0;            // KV cache blocks of 16 tokens; 0: parallel full contexts
   int threads = 0;              // 0: all available
+  bool fine_activations = false;  // ModelOptions::fine_activations
   int http_threads = 0;         // 0: enough for parallel + max_queue clients
   size_t max_body_bytes = 8u << 20;
   double drain_timeout_s = 30.0;

@@ -174,8 +174,11 @@ Expected<std::unique_ptr<Model>> Model::load(const std::string& path, const Mode
   // Interleaved copies of the matmul weights for the CPU kernels (types
   // without one stay as mapped).
   for (LayerWeights& l : m.weights.layers)
-    for (WeightMatrix* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down})
+    for (WeightMatrix* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) {
+      w->fine_activations = options.fine_activations;
       if (Status s = kernels::prepare_weight(*w, *m.pool); !s.ok()) return fail(s);
+    }
+  m.weights.output.fine_activations = options.fine_activations;
   if (Status s = kernels::prepare_weight(m.weights.output, *m.pool); !s.ok()) return fail(s);
   fill_info(m);
   return model;
@@ -242,7 +245,11 @@ Expected<std::unique_ptr<InferenceContext>> InferenceContext::create(const Model
   b.rope_sin.resize(n * (hp.n_rot / 2));
   b.rope_inv_freq = rope_inverse_frequencies(hp);
   b.scores.assign(m.pool->size(), std::vector<float>(static_cast<size_t>(o.max_context) * (hp.n_head / hp.n_head_kv)));
-  c.mm.reserve(static_cast<int64_t>(n), std::max({hp.n_embd, hp.n_ff, hp.q_dim()}));
+  const int64_t max_cols = std::max({hp.n_embd, hp.n_ff, hp.q_dim()});
+  // The fine-activation path also keeps fp32 products of up to a whole
+  // output head (n_vocab rows) per chunk of tokens.
+  const bool fine = m.weights.output.fine_activations;
+  c.mm.reserve(static_cast<int64_t>(n), max_cols, fine ? std::max<int64_t>(max_cols, hp.n_vocab) : 0);
   c.first_pos.assign(o.max_sequences, -1);
   c.last_pos.assign(o.max_sequences, -1);
   if (c.gpu_layers > 0) FRUGAL_RETURN_IF_ERROR(attach_device(m, c));

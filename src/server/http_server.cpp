@@ -335,7 +335,7 @@ Status run_server(const ServerOptions& opt) {
 
   auto st = std::make_unique<ServerState>();
   st->options = opt;
-  FRUGAL_ASSIGN_OR_RETURN(st->model, Model::load(opt.model_path, {.n_threads = opt.threads}));
+  FRUGAL_ASSIGN_OR_RETURN(st->model, Model::load(opt.model_path, {.n_threads = opt.threads, .fine_activations = opt.fine_activations}));
   const ModelInfo& info = st->model->info();
   const int ctx_tokens = opt.ctx > 0 ? opt.ctx : std::min(info.n_ctx_train > 0 ? info.n_ctx_train : 4096, 4096);
   FRUGAL_ASSIGN_OR_RETURN(st->ctx, InferenceContext::create(*st->model, {.max_sequences = opt.parallel,

@@ -21,6 +21,7 @@ struct RunArgs {
   std::string system;
   int n_predict = 128;
   int threads = 0;
+  bool fine_activations = false;
   int ctx = 0;
   int batch = 512;
   bool chat = false;
@@ -46,7 +47,7 @@ int run(const RunArgs& a) {
     return 1;
   }
   const auto t_load = std::chrono::steady_clock::now();
-  auto model = Model::load(a.model, {.n_threads = a.threads});
+  auto model = Model::load(a.model, {.n_threads = a.threads, .fine_activations = a.fine_activations});
   if (!model.ok()) {
     std::fprintf(stderr, "error: %s\n", model.status().to_string().c_str());
     return 1;
@@ -180,6 +181,7 @@ void add_run_command(CLI::App& app, CommandRegistry& reg) {
   cmd->add_option("--repeat-last-n", a->sampling.penalty_last_n, "Penalty window (-1: all)")->capture_default_str();
   cmd->add_option("-s,--seed", a->sampling.seed, "Random seed")->capture_default_str();
   cmd->add_option("-t,--threads", a->threads, "Threads (0: all available)");
+  cmd->add_flag("--fine-activations", a->fine_activations, "Quantized weights take ~15-bit activations (two 8-bit passes): fp32-activation quality, ~2x the integer work");
   cmd->add_option("-c,--ctx", a->ctx, "Context size (0: the model's)");
   cmd->add_option("-b,--batch", a->batch, "Prompt tokens per forward pass")->capture_default_str();
   cmd->add_option("--device", a->device, "Where the layers run: cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();

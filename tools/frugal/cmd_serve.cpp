@@ -21,6 +21,7 @@ void add_serve_command(CLI::App& app, CommandRegistry& reg) {
   cmd->add_option("-b,--batch", o->batch_tokens, "Tokens per forward pass")->capture_default_str();
   cmd->add_option("--kv-blocks", o->kv_blocks, "KV cache blocks of 16 tokens (0: --parallel full contexts)");
   cmd->add_option("-t,--threads", o->threads, "Compute threads (0: all available)");
+  cmd->add_flag("--fine-activations", o->fine_activations, "Quantized weights take ~15-bit activations (two 8-bit passes): fp32-activation quality, ~2x the integer work");
   cmd->add_option("--http-threads", o->http_threads, "HTTP worker threads (0: automatic)");
   cmd->add_option("--max-body-bytes", o->max_body_bytes, "Largest request body")->capture_default_str();
   cmd->add_option("--drain-timeout", o->drain_timeout_s, "Seconds to finish in-flight requests on SIGTERM")

@@ -104,12 +104,33 @@ void* MatmulScratch::ensure(size_t bytes) {
   return buf_;
 }
 
-void MatmulScratch::reserve(int64_t max_tokens, int64_t max_cols) {
-  ensure(matmul_scratch_bytes(max_tokens, max_cols));
+void MatmulScratch::reserve(int64_t max_tokens, int64_t max_cols, int64_t max_fine_rows) {
+  ensure(matmul_scratch_bytes(max_tokens, max_cols, max_fine_rows));
 }
 
-size_t matmul_scratch_bytes(int64_t n_tokens, int64_t cols) {
+namespace {
+// Tokens per pass of the fine path: bounds its scratch (products of
+// 2 * kFineChunk tokens) while keeping whole GEMM tiles.
+constexpr int64_t kFineChunk = 128;
+
+// Scratch of the fine_activations path: 2 * n_tokens ActQ8 rows, then the
+// fp32 products of both halves (2 * n_tokens * rows).
+size_t fine_act_bytes(int64_t n_tokens, int64_t cols) {
+  // Sized for the larger of the two activation formats (see matmul_scratch_bytes).
+  const size_t b32 = static_cast<size_t>((cols + 31) / 32) * sizeof(ActQ8);
+  const size_t b256 = static_cast<size_t>((cols + 255) / 256) * sizeof(quant::BlockQ8_K);
+  return static_cast<size_t>(2 * n_tokens) * ((std::max(b32, b256) + 63) & ~size_t(63));
+}
+size_t fine_scratch_bytes(int64_t n_tokens, int64_t cols, int64_t rows) {
+  return fine_act_bytes(n_tokens, cols) + static_cast<size_t>(2 * n_tokens) * static_cast<size_t>(rows) * sizeof(float);
+}
+}  // namespace
+
+size_t matmul_scratch_bytes(int64_t n_tokens, int64_t cols, int64_t fine_rows) {
   if (n_tokens <= 0 || cols <= 0) return 0;
+  if (fine_rows > 0)
+    return std::max(matmul_scratch_bytes(n_tokens, cols, 0),
+                    fine_scratch_bytes(std::min(n_tokens, kFineChunk), cols, fine_rows));
   // ActQ8 costs 40 bytes per 32 elements, Q8_K 292 per 256: size for the
   // larger, rounding cols up to whole blocks of either kind.
   const size_t b32 = static_cast<size_t>((cols + 31) / 32) * sizeof(ActQ8);
@@ -161,61 +182,24 @@ GemmFn pick_kernel(const KernelTable& table, const WeightMatrix& w, int64_t n_to
 
 }  // namespace
 
-void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* out, ThreadPool& pool,
-            MatmulScratch& scratch) {
-  const MatmulOp op{&w, out};
-  matmul_group({&op, 1}, x, n_tokens, pool, scratch);
+namespace {
+
+bool is_parallel(const ThreadPool& pool, int64_t total_rows, int64_t cols, int64_t n_tokens) {
+  return pool.size() > 1 && total_rows * cols * n_tokens >= 32 * 1024;
 }
 
-void matmul_group(std::span<const MatmulOp> ops, const float* x, int64_t n_tokens, ThreadPool& pool,
-                  MatmulScratch& scratch) {
-  if (n_tokens <= 0 || ops.empty()) return;
-  // One activation quantization serves the group only when every weight
-  // reads the same format; otherwise each runs on its own.
-  const ActKind kind = act_kind(ops[0].w->type);
-  bool same = ops.size() <= kMaxMatmulGroup;
-  for (const MatmulOp& op : ops) same = same && act_kind(op.w->type) == kind && op.w->cols == ops[0].w->cols;
-  if (!same) {
-    for (const MatmulOp& op : ops) matmul(*op.w, x, n_tokens, op.out, pool, scratch);
-    return;
-  }
-  const KernelTable& table = kernel_table();
-  Job job{};
-  job.ops = ops;
-  job.x = x;
-  job.n_tokens = n_tokens;
-  job.cols = ops[0].w->cols;
-  job.table = &table;
-  job.kind = kind;
-  job.act = x;
-  int64_t total_rows = 0, units = 0;
+// Runs the kernels of `job` (activations already in job.act) over every row
+// of every op.
+void run_rows(Job& job, bool parallel, ThreadPool& pool) {
+  const std::span<const MatmulOp> ops = job.ops;
+  int64_t units = 0;
   for (size_t i = 0; i < ops.size(); ++i) {
-    if (Status s = validate_weight(*ops[i].w); !s.ok()) abort_invalid(s);
-    job.fn[i] = pick_kernel(table, *ops[i].w, n_tokens);
-    total_rows += ops[i].w->rows;
+    job.fn[i] = pick_kernel(*job.table, *ops[i].w, job.n_tokens);
     units += (ops[i].w->rows + 15) / 16;
   }
-  if (total_rows == 0) return;
-
-  const int64_t work = total_rows * job.cols * n_tokens;
-  const bool parallel = pool.size() > 1 && work >= 32 * 1024;
-
-  if (kind != ActKind::kF32) {
-    job.act_row_bytes = kind == ActKind::kQ8x32
-                            ? static_cast<size_t>(job.cols / 32) * sizeof(ActQ8)
-                            : static_cast<size_t>(job.cols / 256) * sizeof(quant::BlockQ8_K);
-    job.qbuf = scratch.ensure(job.act_row_bytes * static_cast<size_t>(n_tokens));
-    job.act = job.qbuf;
-    if (parallel && n_tokens >= 8) {
-      const Job* jp = &job;
-      pool.parallel_for(n_tokens, [jp](int64_t a, int64_t b) { quantize_rows(*jp, a, b); }, 4);
-    } else {
-      quantize_rows(job, 0, n_tokens);
-    }
-  }
-
   if (!parallel) {
-    for (size_t i = 0; i < ops.size(); ++i) job.fn[i](*ops[i].w, job.act, n_tokens, ops[i].out, 0, ops[i].w->rows);
+    for (size_t i = 0; i < ops.size(); ++i)
+      job.fn[i](*ops[i].w, job.act, job.n_tokens, ops[i].out, 0, ops[i].w->rows);
     return;
   }
   // Rows are handed out in chunks (multiples of 16, so every thread runs
@@ -241,6 +225,142 @@ void matmul_group(std::span<const MatmulOp> ops, const float* x, int64_t n_token
       jp->fn[i](w, jp->act, jp->n_tokens, jp->ops[i].out, r0, r1);
     }
   });
+}
+
+// Bytes of one quantized activation row of `cols` elements.
+size_t act_row_bytes(ActKind kind, int64_t cols) {
+  return kind == ActKind::kQ8x32 ? static_cast<size_t>(cols / 32) * sizeof(ActQ8)
+                                 : static_cast<size_t>(cols / 256) * sizeof(quant::BlockQ8_K);
+}
+
+// Token t's activations as two quantized rows: hi[t] = q8(x_t) and
+// lo[t] = q8(x_t - hi[t]), each block with its own scale (ActQ8 blocks of
+// 32 or Q8_K blocks of 256). The residual of a block is at most half a step
+// of hi, so lo adds ~7 bits of precision.
+struct FineRows {
+  const KernelTable* table;
+  ActKind kind;
+  const float* x;
+  int64_t cols;
+  uint8_t* hi;
+  uint8_t* lo;
+};
+
+void quantize_fine_rows(const FineRows& f, int64_t t0, int64_t t1) {
+  const size_t row_bytes = act_row_bytes(f.kind, f.cols);
+  alignas(64) float residual[256];
+  for (int64_t t = t0; t < t1; ++t) {
+    const float* xt = f.x + t * f.cols;
+    uint8_t* h = f.hi + t * row_bytes;
+    uint8_t* l = f.lo + t * row_bytes;
+    if (f.kind == ActKind::kQ8x32) {
+      auto* hb = reinterpret_cast<ActQ8*>(h);
+      f.table->quant_q8x32(xt, hb, f.cols);
+      for (int64_t b = 0; b < f.cols / 32; ++b) {
+        for (int i = 0; i < 32; ++i) residual[i] = xt[b * 32 + i] - hb[b].d * static_cast<float>(hb[b].qs[i]);
+        f.table->quant_q8x32(residual, reinterpret_cast<ActQ8*>(l) + b, 32);
+      }
+    } else {
+      auto* hb = reinterpret_cast<quant::BlockQ8_K*>(h);
+      f.table->quant_q8k(xt, hb, f.cols);
+      for (int64_t b = 0; b < f.cols / 256; ++b) {
+        for (int i = 0; i < 256; ++i) residual[i] = xt[b * 256 + i] - hb[b].d * static_cast<float>(hb[b].qs[i]);
+        f.table->quant_q8k(residual, reinterpret_cast<quant::BlockQ8_K*>(l) + b, 256);
+      }
+    }
+  }
+}
+
+// matmul() of a fine_activations weight: per chunk of tokens, one GEMM over
+// 2 * n activation rows (hi rows, then lo rows), so the weights stream once
+// per chunk, then out = hi products + lo products.
+void matmul_fine(const WeightMatrix& w, ActKind kind, const float* x, int64_t n_tokens, float* out,
+                 ThreadPool& pool, MatmulScratch& scratch) {
+  const KernelTable& table = kernel_table();
+  const int64_t chunk = std::min(n_tokens, kFineChunk);
+  auto* buf = static_cast<uint8_t*>(scratch.ensure(fine_scratch_bytes(chunk, w.cols, w.rows)));
+  auto* products = reinterpret_cast<float*>(buf + fine_act_bytes(chunk, w.cols));
+  const size_t row_bytes = act_row_bytes(kind, w.cols);
+  for (int64_t t0 = 0; t0 < n_tokens; t0 += chunk) {
+    const int64_t n = std::min(chunk, n_tokens - t0);
+    // The GEMM reads 2n contiguous rows: hi, then lo.
+    const FineRows f{&table, kind, x + t0 * w.cols, w.cols, buf, buf + n * row_bytes};
+    const bool parallel = is_parallel(pool, w.rows, w.cols, 2 * n);
+    if (parallel && n >= 8) {
+      // One pointer in the closure keeps the pool's std::function from allocating.
+      const FineRows* fp = &f;
+      pool.parallel_for(n, [fp](int64_t a, int64_t b) { quantize_fine_rows(*fp, a, b); }, 4);
+    } else {
+      quantize_fine_rows(f, 0, n);
+    }
+    const MatmulOp op{&w, products};
+    Job job{};
+    job.ops = {&op, 1};
+    job.act = buf;
+    job.n_tokens = 2 * n;
+    job.cols = w.cols;
+    job.table = &table;
+    job.kind = kind;
+    run_rows(job, parallel, pool);
+    table.add(out + t0 * w.rows, products, products + n * w.rows, n * w.rows);
+  }
+}
+
+}  // namespace
+
+void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* out, ThreadPool& pool,
+            MatmulScratch& scratch) {
+  const MatmulOp op{&w, out};
+  matmul_group({&op, 1}, x, n_tokens, pool, scratch);
+}
+
+void matmul_group(std::span<const MatmulOp> ops, const float* x, int64_t n_tokens, ThreadPool& pool,
+                  MatmulScratch& scratch) {
+  if (n_tokens <= 0 || ops.empty()) return;
+  // One activation quantization serves the group only when every weight
+  // reads the same format; otherwise each runs on its own.
+  const ActKind kind = act_kind(ops[0].w->type);
+  bool same = ops.size() <= kMaxMatmulGroup;
+  for (const MatmulOp& op : ops)
+    same = same && act_kind(op.w->type) == kind && op.w->cols == ops[0].w->cols && !op.w->fine_activations;
+  if (ops.size() == 1 && ops[0].w->fine_activations && kind != ActKind::kF32) {
+    if (Status s = validate_weight(*ops[0].w); !s.ok()) abort_invalid(s);
+    if (ops[0].w->rows > 0) matmul_fine(*ops[0].w, kind, x, n_tokens, ops[0].out, pool, scratch);
+    return;
+  }
+  if (!same && ops.size() > 1) {
+    for (const MatmulOp& op : ops) matmul(*op.w, x, n_tokens, op.out, pool, scratch);
+    return;
+  }
+  const KernelTable& table = kernel_table();
+  Job job{};
+  job.ops = ops;
+  job.x = x;
+  job.n_tokens = n_tokens;
+  job.cols = ops[0].w->cols;
+  job.table = &table;
+  job.kind = kind;
+  job.act = x;
+  int64_t total_rows = 0;
+  for (const MatmulOp& op : ops) {
+    if (Status s = validate_weight(*op.w); !s.ok()) abort_invalid(s);
+    total_rows += op.w->rows;
+  }
+  if (total_rows == 0) return;
+  const bool parallel = is_parallel(pool, total_rows, job.cols, n_tokens);
+
+  if (kind != ActKind::kF32) {
+    job.act_row_bytes = act_row_bytes(kind, job.cols);
+    job.qbuf = scratch.ensure(job.act_row_bytes * static_cast<size_t>(n_tokens));
+    job.act = job.qbuf;
+    if (parallel && n_tokens >= 8) {
+      const Job* jp = &job;
+      pool.parallel_for(n_tokens, [jp](int64_t a, int64_t b) { quantize_rows(*jp, a, b); }, 4);
+    } else {
+      quantize_rows(job, 0, n_tokens);
+    }
+  }
+  run_rows(job, parallel, pool);
 }
 
 }  // namespace frugal::kernels

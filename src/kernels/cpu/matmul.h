@@ -36,6 +36,11 @@ struct WeightMatrix {
   // lookups, device backends and ISAs without a packed kernel read it.
   const void* packed = nullptr;
   std::shared_ptr<const void> packed_owner;
+  // For the quantized types (integer kernels): quantize the activations in
+  // two 8-bit passes, x ~ d1*q1 + d2*q2 with q2 the rounded residual, so the
+  // product sees ~15-bit activations (the quality of fp32 ones) at twice the
+  // integer work. Ignored for F32/F16/BF16, which take fp32 activations.
+  bool fine_activations = false;
 };
 
 // True when matmul() implements `type`.
@@ -66,7 +71,7 @@ class MatmulScratch {
   MatmulScratch(MatmulScratch&& o) noexcept;
   MatmulScratch& operator=(MatmulScratch&& o) noexcept;
 
-  void reserve(int64_t max_tokens, int64_t max_cols);
+  void reserve(int64_t max_tokens, int64_t max_cols, int64_t max_fine_rows = 0);
   size_t capacity_bytes() const { return capacity_; }
   // Number of times the buffer was (re)allocated; tests use it to check
   // that matmul() stays allocation-free after reserve().
@@ -82,8 +87,9 @@ class MatmulScratch {
 };
 
 // Bytes of scratch needed for n_tokens activation rows of `cols` elements
-// (covers every weight type).
-size_t matmul_scratch_bytes(int64_t n_tokens, int64_t cols);
+// (covers every weight type; with fine_rows > 0, also fine_activations
+// weights of up to fine_rows output rows).
+size_t matmul_scratch_bytes(int64_t n_tokens, int64_t cols, int64_t fine_rows = 0);
 
 void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* out, ThreadPool& pool,
             MatmulScratch& scratch);
