@@ -1,5 +1,7 @@
 // Row-wise and element-wise kernels of the decoder layer: RMSNorm, SwiGLU,
 // bias + RoPE + KV-cache store, activation conversions.
+#include <algorithm>
+
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cuda_kernels.h"
 
@@ -16,16 +18,37 @@ __global__ void f32_to_bf16_kernel(const float* __restrict__ x, __nv_bfloat16* _
   if (i < n) out[i] = __float2bfloat16_rn(x[i]);
 }
 
+// One block per row. A decode step runs one row per call, so the row is read
+// with float4 loads by up to 1024 threads (a few loads in flight each, not a
+// chain of dependent ones): this kernel is latency-bound, not bandwidth-bound.
 __global__ void rmsnorm_kernel(const float* __restrict__ x, const float* __restrict__ weight,
                                const int32_t* __restrict__ rows, int n, float eps, float* __restrict__ out) {
   __shared__ float scratch[32];
   const int64_t src_row = rows ? rows[blockIdx.x] : blockIdx.x;
   const float* xr = x + src_row * n;
+  float* o = out + static_cast<int64_t>(blockIdx.x) * n;
   float ss = 0.0f;
+  if (n % 4 == 0) {
+    const float4* x4 = reinterpret_cast<const float4*>(xr);
+#pragma unroll 4
+    for (int i = threadIdx.x; i < n / 4; i += blockDim.x) {
+      const float4 v = x4[i];
+      ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+    }
+    ss = block_sum(ss, scratch);
+    const float inv = rsqrtf(ss / n + eps);
+    const float4* w4 = reinterpret_cast<const float4*>(weight);
+    float4* o4 = reinterpret_cast<float4*>(o);
+#pragma unroll 4
+    for (int i = threadIdx.x; i < n / 4; i += blockDim.x) {
+      const float4 v = x4[i], w = w4[i];
+      o4[i] = make_float4(v.x * inv * w.x, v.y * inv * w.y, v.z * inv * w.z, v.w * inv * w.w);
+    }
+    return;
+  }
   for (int i = threadIdx.x; i < n; i += blockDim.x) ss += xr[i] * xr[i];
   ss = block_sum(ss, scratch);
   const float inv = rsqrtf(ss / n + eps);
-  float* o = out + static_cast<int64_t>(blockIdx.x) * n;
   for (int i = threadIdx.x; i < n; i += blockDim.x) o[i] = xr[i] * inv * weight[i];
 }
 
@@ -102,7 +125,8 @@ cudaError_t convert_f32_to_bf16(const float* x, __nv_bfloat16* out, int64_t n, c
 cudaError_t rmsnorm(const float* x, const float* weight, const int32_t* rows, int n_rows, int n, float eps,
                     float* out, cudaStream_t stream) {
   if (n_rows <= 0) return cudaSuccess;
-  rmsnorm_kernel<<<n_rows, 256, 0, stream>>>(x, weight, rows, n, eps, out);
+  const int threads = std::clamp((n / 4 + 31) / 32 * 32, 32, 1024);
+  rmsnorm_kernel<<<n_rows, threads, 0, stream>>>(x, weight, rows, n, eps, out);
   return cudaGetLastError();
 }
 

@@ -6,59 +6,81 @@
 namespace frugal::cuda {
 namespace {
 
-constexpr int kGemvWarps = 4;   // rows per block, one warp per row
-constexpr int kGemvUnroll = 4;  // groups each lane has in flight
+constexpr int kGemvWarps = 4;   // warps per block, all on the block's rows
+constexpr int kGemvUnroll = 2;  // groups each thread has in flight per row
 
-// One warp per output row. Lanes stride over the row's 8-weight groups,
-// loading kGemvUnroll groups before using any so enough bytes are in flight
-// to keep HBM busy; activations come through the read-only cache (they are
-// re-read by every row).
-template <class F, int kMaxTokens>
+// A block computes kRows output rows; its threads stride over the rows'
+// 8-weight groups (consecutive threads, consecutive groups: coalesced) and
+// each activation pair of float4 it reads serves all kRows rows, so the
+// activation traffic through L1 is 1/kRows of the one-row-per-warp form
+// (with fp32 activations it otherwise exceeds the weight bytes several
+// times over). Loads of kGemvUnroll groups x kRows rows are issued before
+// any is used, to keep enough bytes in flight for HBM. Partial sums meet in
+// shared memory at the end.
+template <class F, int kMaxTokens, int kRows>
 __global__ void __launch_bounds__(kGemvWarps * 32)
     gemv_kernel(const uint8_t* __restrict__ w, int64_t rows, int64_t cols, int64_t row_bytes,
                 const float* __restrict__ x, int n_tokens, float* __restrict__ y, bool accumulate) {
-  const int lane = threadIdx.x % 32;
-  const int64_t r = static_cast<int64_t>(blockIdx.x) * kGemvWarps + threadIdx.x / 32;
-  if (r >= rows) return;
-  const uint8_t* row = w + r * row_bytes;
-  const int n_groups = static_cast<int>(cols / 8);
-  float sum[kMaxTokens];
+  constexpr int kThreads = kGemvWarps * 32;
+  const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+  const int64_t r0 = static_cast<int64_t>(blockIdx.x) * kRows;
+  const uint8_t* row[kRows];
 #pragma unroll
-  for (int t = 0; t < kMaxTokens; ++t) sum[t] = 0.0f;
+  for (int j = 0; j < kRows; ++j) row[j] = w + min(r0 + j, rows - 1) * row_bytes;  // tail rows repeat the last
+  const int n_groups = static_cast<int>(cols / 8);
+  float sum[kRows][kMaxTokens];
+#pragma unroll
+  for (int j = 0; j < kRows; ++j)
+#pragma unroll
+    for (int t = 0; t < kMaxTokens; ++t) sum[j][t] = 0.0f;
 
-  for (int base = lane; base < n_groups; base += 32 * kGemvUnroll) {
-    typename F::Raw raw[kGemvUnroll];
+  for (int base = tid; base < n_groups; base += kThreads * kGemvUnroll) {
+    typename F::Raw raw[kGemvUnroll][kRows];
 #pragma unroll
     for (int u = 0; u < kGemvUnroll; ++u) {
-      const int i = base + 32 * u;
-      if (i < n_groups) raw[u] = F::load(row + (i / F::kGroups) * F::kBytes, i % F::kGroups);
+      const int i = base + kThreads * u;
+      if (i < n_groups)
+#pragma unroll
+        for (int j = 0; j < kRows; ++j) raw[u][j] = F::load(row[j] + (i / F::kGroups) * F::kBytes, i % F::kGroups);
     }
 #pragma unroll
     for (int u = 0; u < kGemvUnroll; ++u) {
-      const int i = base + 32 * u;
+      const int i = base + kThreads * u;
       if (i >= n_groups) break;
-      float wv[8];
-      int c0, c1;
-      F::dequant(raw[u], i % F::kGroups, wv, c0, c1);
+      float wv[kRows][8];
+      int c0 = 0, c1 = 0;
+#pragma unroll
+      for (int j = 0; j < kRows; ++j) F::dequant(raw[u][j], i % F::kGroups, wv[j], c0, c1);
       const int64_t col = static_cast<int64_t>(i / F::kGroups) * F::kElems;
 #pragma unroll
       for (int t = 0; t < kMaxTokens; ++t) {
         if (t >= n_tokens) break;
         const float4 a = __ldg(reinterpret_cast<const float4*>(x + t * cols + col + c0));
         const float4 b = __ldg(reinterpret_cast<const float4*>(x + t * cols + col + c1));
-        sum[t] += wv[0] * a.x + wv[1] * a.y + wv[2] * a.z + wv[3] * a.w + wv[4] * b.x + wv[5] * b.y +
-                  wv[6] * b.z + wv[7] * b.w;
+#pragma unroll
+        for (int j = 0; j < kRows; ++j)
+          sum[j][t] += wv[j][0] * a.x + wv[j][1] * a.y + wv[j][2] * a.z + wv[j][3] * a.w + wv[j][4] * b.x +
+                       wv[j][5] * b.y + wv[j][6] * b.z + wv[j][7] * b.w;
       }
     }
   }
+  __shared__ float part[kGemvWarps][kRows * kMaxTokens];
 #pragma unroll
-  for (int t = 0; t < kMaxTokens; ++t) {
-    if (t >= n_tokens) break;
-    const float s = warp_sum(sum[t]);
-    if (lane == 0) {
-      float* out = y + t * rows + r;
-      *out = accumulate ? *out + s : s;
+  for (int j = 0; j < kRows; ++j)
+#pragma unroll
+    for (int t = 0; t < kMaxTokens; ++t) {
+      const float s = warp_sum(sum[j][t]);
+      if (lane == 0) part[warp][j * kMaxTokens + t] = s;
     }
+  __syncthreads();
+  for (int k = tid; k < kRows * kMaxTokens; k += kThreads) {
+    const int j = k / kMaxTokens, t = k % kMaxTokens;
+    if (t >= n_tokens || r0 + j >= rows) continue;
+    float s = 0.0f;
+#pragma unroll
+    for (int v = 0; v < kGemvWarps; ++v) s += part[v][k];
+    float* out = y + t * rows + r0 + j;
+    *out = accumulate ? *out + s : s;
   }
 }
 
@@ -82,19 +104,24 @@ __global__ void dequant_kernel(const uint8_t* __restrict__ w, int64_t rows, int6
   reinterpret_cast<uint2*>(dst + c1)[0] = *reinterpret_cast<uint2*>(&h[2]);
 }
 
+template <class F, int kMaxTokens, int kRows>
+void launch_gemv_rows(const uint8_t* w, int64_t rows, int64_t cols, int64_t row_bytes, const float* x,
+                      int n_tokens, float* y, bool accumulate, cudaStream_t stream) {
+  gemv_kernel<F, kMaxTokens, kRows><<<blocks_for(rows, kRows), kGemvWarps * 32, 0, stream>>>(
+      w, rows, cols, row_bytes, x, n_tokens, y, accumulate);
+}
+
 template <class F>
 cudaError_t launch_gemv(const void* w, int64_t rows, int64_t cols, const float* x, int n_tokens,
                         float* y, bool accumulate, cudaStream_t stream) {
   const int64_t row_bytes = cols / F::kElems * F::kBytes;
-  const dim3 grid(blocks_for(rows, kGemvWarps)), block(kGemvWarps * 32);
   const auto* wb = static_cast<const uint8_t*>(w);
   if (n_tokens == 1)
-    gemv_kernel<F, 1><<<grid, block, 0, stream>>>(wb, rows, cols, row_bytes, x, 1, y, accumulate);
+    launch_gemv_rows<F, 1, 4>(wb, rows, cols, row_bytes, x, 1, y, accumulate, stream);
   else if (n_tokens <= 4)
-    gemv_kernel<F, 4><<<grid, block, 0, stream>>>(wb, rows, cols, row_bytes, x, n_tokens, y, accumulate);
+    launch_gemv_rows<F, 4, 4>(wb, rows, cols, row_bytes, x, n_tokens, y, accumulate, stream);
   else
-    gemv_kernel<F, kGemvMaxRows><<<grid, block, 0, stream>>>(wb, rows, cols, row_bytes, x, n_tokens, y,
-                                                             accumulate);
+    launch_gemv_rows<F, kGemvMaxRows, 2>(wb, rows, cols, row_bytes, x, n_tokens, y, accumulate, stream);
   return cudaGetLastError();
 }
 
