@@ -8,6 +8,8 @@
 // 8-bit blocks of 32 (fp32 scale) and use integer dot products; Q4_K/Q5_K/Q6_K
 // quantize activations to Q8_K blocks of 256. The activation quantization is
 // bit-identical on every ISA, so ISAs differ only in fp32 summation order.
+// WeightMatrix::fine_activations adds a second 8-bit pass over the rounding
+// residual (~15-bit activations) at twice the integer work.
 //
 // n_tokens == 1 runs a GEMV split over rows; n_tokens > 1 runs a blocked GEMM
 // that streams each cache-sized panel of weights once per tile of tokens.
