@@ -109,17 +109,24 @@ void MatmulScratch::reserve(int64_t max_tokens, int64_t max_cols, int64_t max_fi
 }
 
 namespace {
+// Bytes of one quantized activation row of `cols` elements in the larger of
+// the two formats (ActQ8: 40 bytes per 32 elements, Q8_K: 292 per 256),
+// rounding cols up to whole blocks of either.
+size_t act_row_bytes_bound(int64_t cols) {
+  const size_t b32 = static_cast<size_t>((cols + 31) / 32) * sizeof(ActQ8);
+  const size_t b256 = static_cast<size_t>((cols + 255) / 256) * sizeof(quant::BlockQ8_K);
+  return std::max(b32, b256);
+}
+
 // Tokens per pass of the fine path: bounds its scratch (products of
 // 2 * kFineChunk tokens) while keeping whole GEMM tiles.
 constexpr int64_t kFineChunk = 128;
 
-// Scratch of the fine_activations path: 2 * n_tokens ActQ8 rows, then the
+// Scratch of the fine_activations path: 2 * n_tokens activation rows (each
+// rounded to 64 bytes, so the products that follow stay aligned), then the
 // fp32 products of both halves (2 * n_tokens * rows).
 size_t fine_act_bytes(int64_t n_tokens, int64_t cols) {
-  // Sized for the larger of the two activation formats (see matmul_scratch_bytes).
-  const size_t b32 = static_cast<size_t>((cols + 31) / 32) * sizeof(ActQ8);
-  const size_t b256 = static_cast<size_t>((cols + 255) / 256) * sizeof(quant::BlockQ8_K);
-  return static_cast<size_t>(2 * n_tokens) * ((std::max(b32, b256) + 63) & ~size_t(63));
+  return static_cast<size_t>(2 * n_tokens) * ((act_row_bytes_bound(cols) + 63) & ~size_t(63));
 }
 size_t fine_scratch_bytes(int64_t n_tokens, int64_t cols, int64_t rows) {
   return fine_act_bytes(n_tokens, cols) + static_cast<size_t>(2 * n_tokens) * static_cast<size_t>(rows) * sizeof(float);
@@ -128,14 +135,9 @@ size_t fine_scratch_bytes(int64_t n_tokens, int64_t cols, int64_t rows) {
 
 size_t matmul_scratch_bytes(int64_t n_tokens, int64_t cols, int64_t fine_rows) {
   if (n_tokens <= 0 || cols <= 0) return 0;
-  if (fine_rows > 0)
-    return std::max(matmul_scratch_bytes(n_tokens, cols, 0),
-                    fine_scratch_bytes(std::min(n_tokens, kFineChunk), cols, fine_rows));
-  // ActQ8 costs 40 bytes per 32 elements, Q8_K 292 per 256: size for the
-  // larger, rounding cols up to whole blocks of either kind.
-  const size_t b32 = static_cast<size_t>((cols + 31) / 32) * sizeof(ActQ8);
-  const size_t b256 = static_cast<size_t>((cols + 255) / 256) * sizeof(quant::BlockQ8_K);
-  return static_cast<size_t>(n_tokens) * std::max(b32, b256);
+  const size_t plain = static_cast<size_t>(n_tokens) * act_row_bytes_bound(cols);
+  if (fine_rows <= 0) return plain;
+  return std::max(plain, fine_scratch_bytes(std::min(n_tokens, kFineChunk), cols, fine_rows));
 }
 
 namespace {
@@ -180,9 +182,6 @@ GemmFn pick_kernel(const KernelTable& table, const WeightMatrix& w, int64_t n_to
   return table.gemm[t];
 }
 
-}  // namespace
-
-namespace {
 
 bool is_parallel(const ThreadPool& pool, int64_t total_rows, int64_t cols, int64_t n_tokens) {
   return pool.size() > 1 && total_rows * cols * n_tokens >= 32 * 1024;
