@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/half.h"
+#include "quant/block_levels.h"
 #include "quant/blocks.h"
 #include "quant/reference.h"
 
@@ -131,11 +132,6 @@ void search_affine(const float* x, const float* w, int n, int nmax, float* scale
   *min_out = -best_min;
 }
 
-float row_sigma2(const float* x, int n) {
-  double s = 0;
-  for (int i = 0; i < n; ++i) s += double(x[i]) * x[i];
-  return static_cast<float>(2.0 * s / n);
-}
 
 void quantize_q4_0(const float* x, BlockQ4_0* y, int64_t nb, const float* imp, float sigma2) {
   float w[kQK];
@@ -145,7 +141,7 @@ void quantize_q4_0(const float* x, BlockQ4_0* y, int64_t nb, const float* imp, f
     const float d = search_symmetric(x, w, kQK, 8, q);
     y[b].d = f32_to_f16(d);
     round_symmetric(x, kQK, f16_to_f32(y[b].d), 8, q);
-    for (int j = 0; j < kQK / 2; ++j) y[b].qs[j] = static_cast<uint8_t>((q[j] + 8) | ((q[j + 16] + 8) << 4));
+    pack_block_levels(TensorType::kQ4_0, &y[b], q);
   }
 }
 
@@ -157,14 +153,7 @@ void quantize_q5_0(const float* x, BlockQ5_0* y, int64_t nb, const float* imp, f
     const float d = search_symmetric(x, w, kQK, 16, q);
     y[b].d = f32_to_f16(d);
     round_symmetric(x, kQK, f16_to_f32(y[b].d), 16, q);
-    uint32_t qh = 0;
-    for (int j = 0; j < kQK / 2; ++j) {
-      const int lo = q[j] + 16, hi = q[j + 16] + 16;
-      y[b].qs[j] = static_cast<uint8_t>((lo & 0xF) | ((hi & 0xF) << 4));
-      qh |= static_cast<uint32_t>(lo >> 4) << j;
-      qh |= static_cast<uint32_t>(hi >> 4) << (j + 16);
-    }
-    std::memcpy(y[b].qh, &qh, 4);
+    pack_block_levels(TensorType::kQ5_0, &y[b], q);
   }
 }
 
@@ -172,7 +161,7 @@ void quantize_q5_0(const float* x, BlockQ5_0* y, int64_t nb, const float* imp, f
 // super-scales, then every quant rounded against the stored values.
 template <int kNmax>
 void quantize_k_affine_searched(const float* x, const float* imp, float sigma2, uint16_t* d_out, uint16_t* dmin_out,
-                                uint8_t* scales_out, uint8_t* q) {
+                                uint8_t* scales_out, int* q) {
   float w[kQKK];
   block_weights(x, imp, kQKK, sigma2, w);
   float sc[8], mn[8];
@@ -196,30 +185,23 @@ void quantize_k_affine_searched(const float* x, const float* imp, float sigma2, 
   for (int j = 0; j < 8; ++j) {
     const float ds = d * ls[j], dm = dmin * lm[j];
     for (int i = 0; i < 32; ++i)
-      q[32 * j + i] = static_cast<uint8_t>(ds > 0 ? std::clamp(nearest_int((x[32 * j + i] + dm) / ds), 0, kNmax) : 0);
+      q[32 * j + i] = ds > 0 ? std::clamp(nearest_int((x[32 * j + i] + dm) / ds), 0, kNmax) : 0;
   }
 }
 
 void quantize_q4_k(const float* x, BlockQ4_K* y, int64_t nb, const float* imp, float sigma2) {
-  uint8_t q[kQKK];
+  int q[kQKK];
   for (int64_t b = 0; b < nb; ++b, x += kQKK) {
     quantize_k_affine_searched<15>(x, imp ? imp + b * kQKK : nullptr, sigma2, &y[b].d, &y[b].dmin, y[b].scales, q);
-    for (int c = 0; c < 4; ++c)
-      for (int l = 0; l < 32; ++l) y[b].qs[32 * c + l] = static_cast<uint8_t>(q[64 * c + l] | (q[64 * c + 32 + l] << 4));
+    pack_block_levels(TensorType::kQ4_K, &y[b], q);
   }
 }
 
 void quantize_q5_k(const float* x, BlockQ5_K* y, int64_t nb, const float* imp, float sigma2) {
-  uint8_t q[kQKK];
+  int q[kQKK];
   for (int64_t b = 0; b < nb; ++b, x += kQKK) {
     quantize_k_affine_searched<31>(x, imp ? imp + b * kQKK : nullptr, sigma2, &y[b].d, &y[b].dmin, y[b].scales, q);
-    std::memset(y[b].qh, 0, sizeof(y[b].qh));
-    for (int c = 0; c < 4; ++c)
-      for (int l = 0; l < 32; ++l) {
-        const int lo = q[64 * c + l], hi = q[64 * c + 32 + l];
-        y[b].qs[32 * c + l] = static_cast<uint8_t>((lo & 0xF) | ((hi & 0xF) << 4));
-        y[b].qh[l] |= static_cast<uint8_t>(((lo >> 4) << (2 * c)) | ((hi >> 4) << (2 * c + 1)));
-      }
+    pack_block_levels(TensorType::kQ5_K, &y[b], q);
   }
 }
 
@@ -250,17 +232,7 @@ void quantize_q6_k(const float* x, BlockQ6_K* y, int64_t nb, const float* imp, f
         round_symmetric(x + 16 * g, 16, d * s, 32, q + 16 * g);
       }
     }
-    for (int h = 0; h < 2; ++h) {
-      uint8_t* ql = y[b].ql + 64 * h;
-      uint8_t* qh = y[b].qh + 32 * h;
-      const int* qq = q + 128 * h;
-      for (int l = 0; l < 32; ++l) {
-        const int q1 = qq[l] + 32, q2 = qq[l + 32] + 32, q3 = qq[l + 64] + 32, q4 = qq[l + 96] + 32;
-        ql[l] = static_cast<uint8_t>((q1 & 0xF) | ((q3 & 0xF) << 4));
-        ql[l + 32] = static_cast<uint8_t>((q2 & 0xF) | ((q4 & 0xF) << 4));
-        qh[l] = static_cast<uint8_t>((q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6));
-      }
-    }
+    pack_block_levels(TensorType::kQ6_K, &y[b], q);
   }
 }
 
@@ -277,14 +249,21 @@ bool can_search_quantize(TensorType type) {
   }
 }
 
-Status quantize_row_searched(TensorType type, const float* x, void* dst, int64_t n, const float* importance) {
+float row_sigma2(const float* x, int64_t n) {
+  double s = 0;
+  for (int64_t i = 0; i < n; ++i) s += double(x[i]) * x[i];
+  return n > 0 ? static_cast<float>(2.0 * s / static_cast<double>(n)) : 0.0f;
+}
+
+Status quantize_row_searched(TensorType type, const float* x, void* dst, int64_t n, const float* importance,
+                             float sigma2) {
   const int64_t bs = block_size(type);
   if (!can_search_quantize(type) || bs <= 0)
     return unsupported("searched quantization of type " + std::string(tensor_type_name(type)));
   if (n <= 0 || n % bs != 0)
     return invalid_argument("row of " + std::to_string(n) + " elements is not a multiple of the " +
                             std::string(tensor_type_name(type)) + " block size " + std::to_string(bs));
-  const float sigma2 = row_sigma2(x, static_cast<int>(std::min<int64_t>(n, 1 << 30)));
+  if (sigma2 < 0) sigma2 = row_sigma2(x, n);
   switch (type) {
     case TensorType::kQ4_0: quantize_q4_0(x, static_cast<BlockQ4_0*>(dst), n / kQK, importance, sigma2); break;
     case TensorType::kQ5_0: quantize_q5_0(x, static_cast<BlockQ5_0*>(dst), n / kQK, importance, sigma2); break;

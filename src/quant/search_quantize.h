@@ -26,7 +26,13 @@ bool can_search_quantize(TensorType type);
 
 // Quantizes one row of n elements (a multiple of the block size) into dst
 // (row_size(type, n) bytes). `importance` has n entries or is null.
-Status quantize_row_searched(TensorType type, const float* x, void* dst, int64_t n, const float* importance);
+// `sigma2` is the row's weighting term (row_sigma2); negative computes it
+// from x, which callers quantizing a row piece by piece must not rely on.
+Status quantize_row_searched(TensorType type, const float* x, void* dst, int64_t n, const float* importance,
+                             float sigma2 = -1.0f);
+
+// 2 * mean square of the row: the element weights' floor (see above).
+float row_sigma2(const float* x, int64_t n);
 
 // Weighted squared error of a quantized row against x (for tests and reports).
 Expected<double> weighted_row_error(TensorType type, const float* x, const void* q, int64_t n,
