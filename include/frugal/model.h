@@ -82,6 +82,22 @@ struct BatchEntry {
 // Where the decoder layers run.
 enum class Device { kCpu, kCuda };
 
+// The inputs of a decoder layer's linear projections.
+enum class LinearInput {
+  kAttnIn,        // normed hidden state into q/k/v
+  kAttnOutputIn,  // attention output into attn_output
+  kFfnIn,         // normed hidden state into gate/up
+  kFfnDownIn,     // gated activation into ffn_down
+};
+
+// Sees the input rows of every linear projection of the layers that run on
+// the CPU, during forward() (calibration statistics for quantization).
+class LinearInputObserver {
+ public:
+  virtual ~LinearInputObserver() = default;
+  virtual void observe(int layer, LinearInput input, const float* rows, int64_t n_rows, int64_t width) = 0;
+};
+
 struct ContextOptions {
   int max_sequences = 1;     // distinct sequence ids in [0, max_sequences)
   int max_context = 0;       // tokens per sequence; 0: the model's training context
@@ -92,6 +108,7 @@ struct ContextOptions {
   // With Device::kCuda: layers [0, gpu_layers) run on the GPU, the rest on the
   // CPU (-1: all layers and the output head on the GPU).
   int gpu_layers = -1;
+  LinearInputObserver* observer = nullptr;  // not owned; must outlive the context
 };
 
 // Parses "cpu" / "cuda" (for command-line flags).

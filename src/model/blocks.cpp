@@ -142,6 +142,7 @@ void standard_decoder_layer(LayerContext& ctx) {
   const int64_t d = hp.n_embd;
 
   rmsnorm_rows(b.x.data(), w.attn_norm.data(), n, d, hp.rms_eps, b.h.data(), ctx.pool);
+  ctx.observe(LinearInput::kAttnIn, b.h.data(), n, d);
   const kernels::MatmulOp qkv[] = {{&w.wq, b.q.data()}, {&w.wk, b.k.data()}, {&w.wv, b.v.data()}};
   kernels::matmul_group(qkv, b.h.data(), n, ctx.pool, ctx.mm);
   add_bias_rows(b.q.data(), w.bq, n);
@@ -150,13 +151,16 @@ void standard_decoder_layer(LayerContext& ctx) {
   apply_rope(b.q.data(), n, hp.n_head, hp, ctx.rope_style, b.rope_cos.data(), b.rope_sin.data());
   apply_rope(b.k.data(), n, hp.n_head_kv, hp, ctx.rope_style, b.rope_cos.data(), b.rope_sin.data());
   paged_attention(ctx);
+  ctx.observe(LinearInput::kAttnOutputIn, b.attn.data(), n, hp.q_dim());
   kernels::matmul(w.wo, b.attn.data(), n, b.h.data(), ctx.pool, ctx.mm);
   kernels::add(b.x.data(), b.x.data(), b.h.data(), n * d);
 
   rmsnorm_rows(b.x.data(), w.ffn_norm.data(), n, d, hp.rms_eps, b.h.data(), ctx.pool);
+  ctx.observe(LinearInput::kFfnIn, b.h.data(), n, d);
   const kernels::MatmulOp gate_up[] = {{&w.w_gate, b.gate.data()}, {&w.w_up, b.up.data()}};
   kernels::matmul_group(gate_up, b.h.data(), n, ctx.pool, ctx.mm);
   kernels::silu_mul(b.gate.data(), b.gate.data(), b.up.data(), n * hp.n_ff);
+  ctx.observe(LinearInput::kFfnDownIn, b.gate.data(), n, hp.n_ff);
   kernels::matmul(w.w_down, b.gate.data(), n, b.h.data(), ctx.pool, ctx.mm);
   kernels::add(b.x.data(), b.x.data(), b.h.data(), n * d);
 }

@@ -43,6 +43,12 @@ struct LayerContext {
   ForwardBuffers& buf;
   ThreadPool& pool;
   kernels::MatmulScratch& mm;
+  LinearInputObserver* observer = nullptr;
+  int model_layer = 0;  // index in the model (layer counts from the first CPU layer)
+
+  void observe(LinearInput input, const float* rows, int64_t n_rows, int64_t width) const {
+    if (observer) observer->observe(model_layer, input, rows, n_rows, width);
+  }
 };
 
 // out[r] = x[r] / rms(x[r]) * weight, for n_rows rows of n values.

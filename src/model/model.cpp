@@ -335,7 +335,9 @@ Status InferenceContext::forward(std::span<const BatchEntry> batch, std::vector<
                     .kv = c.kv,
                     .buf = b,
                     .pool = *m.pool,
-                    .mm = c.mm};
+                    .mm = c.mm,
+                    .observer = c.options.observer,
+                    .model_layer = l};
     m.arch->decoder_layer(lc);
   }
   for (int32_t s = 0; s < c.options.max_sequences; ++s)

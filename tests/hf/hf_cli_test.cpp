@@ -1,7 +1,8 @@
 // The conversion and quantization commands end to end, through the CLI:
 // convert -> run gives the directory's greedy ids; our quantized files lose
 // no more perplexity than llama.cpp's on the same windows; calibration
-// statistics are saved and reused; compare prints the quality report.
+// statistics are saved and reused and cut the 4-bit perplexity delta;
+// compare prints the quality report.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -145,6 +146,7 @@ TEST(HfCli, CalibrationStatisticsAreSavedAndReused) {
   ASSERT_TRUE(std::filesystem::exists(stats));
   auto r = run_cli({"inspect", stats});
   EXPECT_NE(r.out.find("blk.5.ffn_down_in"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("blk.5.ffn_down_in_cov"), std::string::npos) << r.out;
   // Re-quantizing from the saved statistics gives the same file without a calibration run.
   const std::string b = temp().file("from-stats.gguf");
   r = run_cli({"quantize", "-q", shared("models/tiny-llama-target"), b, "Q4_0", "--stats", stats, "-t", "2"});
@@ -156,6 +158,48 @@ TEST(HfCli, CalibrationStatisticsAreSavedAndReused) {
   r = run_cli({"quantize", "-q", shared("models/tiny-llama-target"), b, "Q4_0", "--stats", shared("models/gguf/tiny-llama-target-Q4_0.gguf")});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("not a frugal activation statistics file"), std::string::npos) << r.err;
+}
+
+// Perplexity over all of valid.txt with ~15-bit activations, so the deltas
+// are the weights' own loss, not 8-bit activation rounding noise.
+double full_perplexity(const std::string& model) {
+  const auto r = run_cli({"perplexity", "-q", "-m", model, "-f", shared("data/valid.txt"), "--fine-activations", "-t", "2"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  std::smatch m;
+  if (!std::regex_search(r.out, m, std::regex("ppl_all=([0-9.]+) .*windows=([0-9]+)"))) {
+    ADD_FAILURE() << "no ppl in: " << r.out;
+    return NAN;
+  }
+  EXPECT_GT(std::stoi(m[2]), 200) << "all of valid.txt";
+  return std::stod(m[1]);
+}
+
+TEST(HfCli, CalibrationCutsTheQ4_0PerplexityDeltaByAtLeast30Percent) {
+  // Calibration text: the start of the training set. It must share no text
+  // with valid.txt: no long line of one appears in the other.
+  const std::string calib = temp().file("calib-large.txt");
+  ASSERT_EQ(std::system(("xz -dc " + shared("data/train.txt.xz") + " | head -c 400000 > " + calib).c_str()), 0);
+  const std::string calib_text = testing::slurp(calib), valid = testing::slurp(shared("data/valid.txt"));
+  int checked = 0;
+  for (size_t pos = 0; pos < valid.size();) {
+    const size_t eol = std::min(valid.find('\n', pos), valid.size());
+    if (eol - pos >= 80) {
+      ++checked;
+      EXPECT_EQ(calib_text.find(valid.substr(pos, eol - pos)), std::string::npos) << valid.substr(pos, 80);
+    }
+    pos = eol + 1;
+  }
+  EXPECT_GT(checked, 100);
+
+  const double base = full_perplexity(shared("models/gguf/tiny-llama-target-bf16.gguf"));
+  const double plain = full_perplexity(quantize("Q4_0"));
+  const double calibrated = full_perplexity(quantize("Q4_0", {"--calib", calib, "--stats", temp().file("large.stats.gguf")}));
+  const double d_plain = (plain - base) / base, d_cal = (calibrated - base) / base;
+  std::printf("[ quality  ] Q4_0 on valid.txt: bf16 %.4f, uncalibrated %.4f (%+.3f%%), calibrated %.4f (%+.3f%%): "
+              "delta %.1f%% smaller\n", base, plain, 100 * d_plain, calibrated, 100 * d_cal,
+              100 * (1 - d_cal / d_plain));
+  EXPECT_GT(d_plain, 0.0);
+  EXPECT_LE(d_cal, 0.7 * d_plain);
 }
 
 TEST(HfCli, CompareReportsSizeAndDivergence) {
