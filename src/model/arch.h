@@ -32,5 +32,6 @@ std::span<const ArchSpec* const> all_archs();
 // One accessor per family, defined in src/model/archs/<family>.cpp.
 const ArchSpec& llama_arch();
 const ArchSpec& qwen2_arch();
+const ArchSpec& qwen3_arch();
 
 }  // namespace frugal

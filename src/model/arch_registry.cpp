@@ -5,9 +5,10 @@
 namespace frugal {
 
 std::span<const ArchSpec* const> all_archs() {
-  static const std::array<const ArchSpec*, 2> kArchs = {
+  static const std::array<const ArchSpec*, 3> kArchs = {
       &llama_arch(),
       &qwen2_arch(),
+      &qwen3_arch(),
   };
   return kArchs;
 }

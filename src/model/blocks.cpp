@@ -148,6 +148,10 @@ void standard_decoder_layer(LayerContext& ctx) {
   add_bias_rows(b.q.data(), w.bq, n);
   add_bias_rows(b.k.data(), w.bk, n);
   add_bias_rows(b.v.data(), w.bv, n);
+  if (!w.q_norm.empty()) {
+    rmsnorm_rows(b.q.data(), w.q_norm.data(), n * hp.n_head, hp.head_dim, hp.rms_eps, b.q.data(), ctx.pool);
+    rmsnorm_rows(b.k.data(), w.k_norm.data(), n * hp.n_head_kv, hp.head_dim, hp.rms_eps, b.k.data(), ctx.pool);
+  }
   apply_rope(b.q.data(), n, hp.n_head, hp, ctx.rope_style, b.rope_cos.data(), b.rope_sin.data());
   apply_rope(b.k.data(), n, hp.n_head_kv, hp, ctx.rope_style, b.rope_cos.data(), b.rope_sin.data());
   paged_attention(ctx);

@@ -83,6 +83,10 @@ backend::ModelDesc describe_for_device(const ModelImpl& m) {
 // Uploads (once per model, shared by its contexts) the weights of the GPU
 // layers and creates the context's device state.
 Status attach_device(const ModelImpl& m, ContextImpl& c) {
+  for (const LayerWeights& l : m.weights.layers)
+    if (!l.q_norm.empty())
+      return unsupported("the CUDA backend does not run per-head Q/K norms (" + m.hp.arch +
+                         ") yet; use --device cpu");
   FRUGAL_ASSIGN_OR_RETURN(backend::Backend * be, backend::cuda_backend());
   const backend::ModelDesc desc = describe_for_device(m);
   const bool output = c.gpu_layers == m.hp.n_layer;

@@ -72,6 +72,8 @@ Expected<ModelWeights> bind_weights(const GgufFile& f, const HParams& hp,
     FRUGAL_ASSIGN_OR_RETURN(L.bq, bind_vector(f, p + "attn_q.bias", hp.q_dim(), options.qkv_bias));
     FRUGAL_ASSIGN_OR_RETURN(L.bk, bind_vector(f, p + "attn_k.bias", hp.kv_dim(), options.qkv_bias));
     FRUGAL_ASSIGN_OR_RETURN(L.bv, bind_vector(f, p + "attn_v.bias", hp.kv_dim(), options.qkv_bias));
+    FRUGAL_ASSIGN_OR_RETURN(L.q_norm, bind_vector(f, p + "attn_q_norm.weight", hp.head_dim, options.qk_norm));
+    FRUGAL_ASSIGN_OR_RETURN(L.k_norm, bind_vector(f, p + "attn_k_norm.weight", hp.head_dim, options.qk_norm));
     FRUGAL_ASSIGN_OR_RETURN(L.ffn_norm, bind_vector(f, p + "ffn_norm.weight", hp.n_embd, true));
     FRUGAL_ASSIGN_OR_RETURN(L.w_gate, bind_matrix(f, p + "ffn_gate.weight", hp.n_embd, hp.n_ff));
     FRUGAL_ASSIGN_OR_RETURN(L.w_up, bind_matrix(f, p + "ffn_up.weight", hp.n_embd, hp.n_ff));

@@ -21,6 +21,7 @@ struct LayerWeights {
   std::vector<float> attn_norm;
   WeightMatrix wq, wk, wv, wo;
   std::vector<float> bq, bk, bv;  // empty when the architecture has no QKV bias
+  std::vector<float> q_norm, k_norm;  // per-head RMSNorm of Q and K before RoPE (Qwen3); else empty
   std::vector<float> ffn_norm;
   WeightMatrix w_gate, w_up, w_down;
 };
@@ -35,6 +36,7 @@ struct ModelWeights {
 // What an architecture's tensors look like; checked while binding.
 struct BindOptions {
   bool qkv_bias = false;  // attn_{q,k,v}.bias required
+  bool qk_norm = false;   // attn_{q,k}_norm.weight (head_dim each) required
 };
 
 // Binds and shape-checks every tensor; errors name the tensor and the
