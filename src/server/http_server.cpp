@@ -18,6 +18,7 @@
 #include "frugal/model.h"
 #include "frugal/server.h"
 #include "server/openai_api.h"
+#include "server/peer_watch.h"
 
 namespace frugal {
 namespace {
@@ -120,9 +121,18 @@ void handle_generation(ServerState& st, const httplib::Request& req, httplib::Re
     InFlight guard(st);
     std::vector<ChoiceResult> results(n_choices);
     std::vector<engine::ChoiceEvent> events;
+    // Nothing is written until the end, so a client that leaves is seen on
+    // its socket: it cancels the sequences and frees their KV blocks at once.
+    const server::PeerWatch peer =
+        server::PeerWatch::find(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
     for (;;) {
+      if (peer.peer_closed()) {
+        st.scheduler->cancel(stream);
+        res.status = 499;  // nobody reads it; the connection is closed
+        return;
+      }
       events.clear();
-      const auto r = stream->wait(events, std::chrono::milliseconds(500));
+      const auto r = stream->wait(events, std::chrono::milliseconds(100));
       for (auto& ev : events) {
         ChoiceResult& c = results[ev.index];
         c.text += ev.text;

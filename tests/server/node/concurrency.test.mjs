@@ -1,6 +1,6 @@
 // Continuous batching under load: 16 concurrent streams decode together and
 // each equals the same request served alone; clients that disconnect free
-// their KV blocks; a shared prompt prefix is served from the prefix cache.
+// their KV blocks (streaming or not); a shared prompt prefix is served from the prefix cache.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, metrics, waitFor, streamChat, MODEL_ID } from './lib.mjs';
@@ -52,6 +52,25 @@ test('30% of clients disconnecting mid-stream: KV usage returns to 0', async () 
     return v['frugal:kv_cache_usage_perc'] === 0 && v['frugal:num_requests_running'] === 0 ? v : null;
   }, { timeoutMs: 5000, what: 'kv_cache_usage_perc to return to 0' });
   assert.equal(m['frugal:num_requests_waiting'], 0);
+});
+
+test('a non-streaming client that disconnects frees its sequence at once', async () => {
+  // 1900 tokens take several seconds on the tiny model; the abort must end it well before.
+  const before = (await metrics(server.url))['frugal:generation_tokens_total'];
+  const ac = new AbortController();
+  const pending = client.chat.completions.create(request(2, { max_tokens: 1900, ignore_eos: true }),
+    { signal: ac.signal, maxRetries: 0 }).catch((e) => ({ aborted: e }));
+  await waitFor(async () => (await metrics(server.url))['frugal:num_requests_running'] === 1,
+    { what: 'the request to run' });
+  const abortedAt = Date.now();
+  ac.abort();
+  assert.ok((await pending).aborted, 'the request was not aborted');
+  const m = await waitFor(async () => {
+    const v = await metrics(server.url);
+    return v['frugal:kv_cache_usage_perc'] === 0 && v['frugal:num_requests_running'] === 0 ? v : null;
+  }, { timeoutMs: 1500, what: 'the sequence to be cancelled' });
+  assert.ok(m['frugal:generation_tokens_total'] - before < 1900, 'it ran to the end');
+  assert.ok(Date.now() - abortedAt < 1500);
 });
 
 test('a shared long prefix is served from the prefix cache', async () => {
