@@ -113,6 +113,79 @@ INSTANTIATE_TEST_SUITE_P(
                       WeightCase{TensorType::kQ4_K, 19, 768}, WeightCase{TensorType::kQ6_K, 19, 768}),
     [](const auto& info) { return std::string(tensor_type_name(info.param.type)); });
 
+// 8-bit activations: the GPU quantizer against the scalar definition (block
+// scale amax / 127, quants rounded to nearest even: identical), then the
+// integer GEMV against the reference weights times the dequantized
+// activations in double precision.
+class CudaInt8Gemv : public ::testing::TestWithParam<TensorType> {};
+
+TEST_P(CudaInt8Gemv, MatchesReferenceOnQuantizedActivations) {
+  const TensorType type = GetParam();
+  const int64_t rows = 45, cols = 384;
+  ASSERT_TRUE(int8_gemv_supported(type));
+  const std::vector<float> w_src = random_floats(rows * cols, 9, 0.05f);
+  const size_t row_bytes = quant::row_size(type, cols);
+  std::vector<uint8_t> packed(row_bytes * rows);
+  std::vector<float> w_ref(rows * cols);
+  for (int64_t r = 0; r < rows; ++r) {
+    ASSERT_TRUE(quant::quantize_row(type, w_src.data() + r * cols, packed.data() + r * row_bytes, cols).ok());
+    ASSERT_TRUE(quant::dequantize_row(type, packed.data() + r * row_bytes, w_ref.data() + r * cols, cols).ok());
+  }
+  DeviceBuffer<uint8_t> dw(packed);
+  for (int n : {1, 3, 8}) {
+    SCOPED_TRACE("tokens " + std::to_string(n));
+    std::vector<float> x = random_floats(n * cols, 300 + n);
+    for (int64_t k = 0; k < 32; ++k) x[k] = 0.0f;  // an all-zero block
+    DeviceBuffer<float> dx(x);
+    DeviceBuffer<int8_t> dq(n * cols);
+    DeviceBuffer<float> dd(n * cols / 32);
+    ASSERT_CUDA(quantize_activations_q8(dx.ptr, n, cols, dq.ptr, dd.ptr, nullptr));
+    ASSERT_CUDA(cudaDeviceSynchronize());
+    const std::vector<int8_t> q = dq.download();
+    const std::vector<float> d = dd.download();
+    std::vector<float> x_deq(x.size());
+    for (int64_t b = 0; b < n * cols / 32; ++b) {
+      float amax = 0.0f;
+      for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[b * 32 + i]));
+      ASSERT_EQ(d[b], amax / 127.0f) << "block " << b;
+      const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+      for (int i = 0; i < 32; ++i) {
+        ASSERT_EQ(q[b * 32 + i], quant::nearest_int(x[b * 32 + i] * inv)) << "block " << b << " value " << i;
+        x_deq[b * 32 + i] = d[b] * q[b * 32 + i];
+      }
+    }
+    const std::vector<float> y0 = random_floats(n * rows, 400 + n);
+    DeviceBuffer<float> dy(y0);
+    for (bool accumulate : {false, true}) {
+      ASSERT_EQ(cudaMemcpy(dy.ptr, y0.data(), y0.size() * 4, cudaMemcpyHostToDevice), cudaSuccess);
+      ASSERT_CUDA(gemv_int8(type, dw.ptr, rows, cols, dq.ptr, dd.ptr, n, dy.ptr, accumulate, nullptr));
+      ASSERT_CUDA(cudaDeviceSynchronize());
+      const std::vector<float> y = dy.download();
+      for (int t = 0; t < n; ++t)
+        for (int64_t r = 0; r < rows; ++r) {
+          double ref = accumulate ? y0[t * rows + r] : 0.0, mag = 0;
+          for (int64_t k = 0; k < cols; ++k) {
+            ref += double(w_ref[r * cols + k]) * x_deq[t * cols + k];
+            mag += std::abs(double(w_ref[r * cols + k]) * x_deq[t * cols + k]);
+          }
+          ASSERT_NEAR(y[t * rows + r], ref, 1e-5 * mag + 1e-5) << "token " << t << " row " << r;
+        }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Formats, CudaInt8Gemv,
+                         ::testing::Values(TensorType::kQ4_0, TensorType::kQ5_0, TensorType::kQ8_0),
+                         [](const auto& info) { return std::string(tensor_type_name(info.param)); });
+
+TEST(CudaKernels, Int8GemvRejectsWhatItDoesNotRun) {
+  EXPECT_FALSE(int8_gemv_supported(TensorType::kQ4_K));
+  EXPECT_FALSE(int8_gemv_supported(TensorType::kF16));
+  EXPECT_NE(gemv_int8(TensorType::kQ4_K, nullptr, 1, 256, nullptr, nullptr, 1, nullptr, false, nullptr), cudaSuccess);
+  EXPECT_NE(gemv_int8(TensorType::kQ8_0, nullptr, 1, 48, nullptr, nullptr, 1, nullptr, false, nullptr), cudaSuccess);
+  EXPECT_NE(quantize_activations_q8(nullptr, 1, 48, nullptr, nullptr, nullptr), cudaSuccess);
+}
+
 TEST(CudaKernels, UnsupportedTypeIsAnErrorNotACrash) {
   EXPECT_FALSE(weight_type_supported(TensorType::kQ2_K));
   EXPECT_NE(gemv(TensorType::kQ2_K, nullptr, 1, 256, nullptr, 1, nullptr, false, nullptr), cudaSuccess);

@@ -247,9 +247,12 @@ TEST(CudaModel, MultiSequenceBatchMatchesSingleSequences) {
   ASSERT_EQ(logits.size(), 3 * nv);
   for (int s = 0; s < 3; ++s) {
     const auto alone = last_logits(*m, gpu(), prompts[s]);
-    for (size_t t = 0; t < nv; t += 97) // The batch (13 rows) takes the cuBLAS path with fp16 operands, the single
-    // prompts the fp32 GEMV, so they agree to fp16 rounding, not bit for bit.
-    ASSERT_NEAR(logits[s * nv + t], alone[t], 2e-2) << "seq " << s;
+    // The batch (13 rows) takes the cuBLAS path with fp16 operands, the single
+    // prompts the GEMV on 8-bit activations (as llama.cpp's and the CPU's
+    // quantized matmuls take them), so they agree to that rounding (~0.04
+    // measured), not bit for bit; a batching or position error moves logits
+    // by whole units.
+    for (size_t t = 0; t < nv; t += 97) ASSERT_NEAR(logits[s * nv + t], alone[t], kLogitTol) << "seq " << s;
   }
 }
 

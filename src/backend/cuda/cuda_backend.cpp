@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <map>
 #include <mutex>
 
@@ -113,6 +114,12 @@ struct StepBuffers {
   int32_t *pos = nullptr, *table_offset = nullptr, *out_rows = nullptr, *tables = nullptr;
 };
 
+// 8-bit quants of a matmul input (cuda::quantize_activations_q8), or none.
+struct Q8Input {
+  const int8_t* q = nullptr;
+  const float* d = nullptr;
+};
+
 class CudaContext final : public DeviceContext {
  public:
   ~CudaContext() override {
@@ -136,7 +143,11 @@ class CudaContext final : public DeviceContext {
     return {keys_ + layer * per_layer, values_ + layer * per_layer, md_.n_head_kv, md_.head_dim,
             opt_.kv_block_tokens};
   }
-  Status matmul(const DeviceMatrix& w, const float* x, int n, float* y, bool accumulate);
+  // Quantizes x (n rows of `cols`) for the 8-bit GEMVs when one of `ws` takes
+  // them at this batch size; else leaves `out` empty.
+  Status prepare_q8(const float* x, int n, int64_t cols, std::initializer_list<const DeviceMatrix*> ws,
+                    Q8Input& out);
+  Status matmul(const DeviceMatrix& w, const float* x, int n, float* y, bool accumulate, const Q8Input& xq = {});
   // Everything after the input upload: the layers and the output head.
   Status run_kernels(int n, int n_out, int splits);
 
@@ -151,6 +162,8 @@ class CudaContext final : public DeviceContext {
   float *x_ = nullptr, *h_ = nullptr, *q_ = nullptr, *k_ = nullptr, *v_ = nullptr, *attn_ = nullptr;
   float *gate_ = nullptr, *up_ = nullptr, *partial_ = nullptr, *logits_ = nullptr;
   __half* act16_ = nullptr;   // activations converted for cuBLAS
+  int8_t* act_q8_ = nullptr;  // 8-bit activation quants for the integer GEMVs
+  float* act_q8_scale_ = nullptr;
   __half* wscratch_ = nullptr;  // dequantized weight rows for cuBLAS
   int64_t wscratch_elems_ = 0;
   int max_splits_ = 1;
@@ -160,6 +173,7 @@ class CudaContext final : public DeviceContext {
   std::vector<int32_t> seq_offset_;
   std::map<uint64_t, cudaGraphExec_t> graphs_;
   bool use_graphs_ = true;
+  bool use_int8_ = true;  // FRUGAL_CUDA_INT8=0: fp32-activation GEMVs only (for comparisons)
 };
 
 constexpr int kMaxSplitBatch = 4;  // decode batches up to this size use split attention
@@ -171,6 +185,7 @@ Status CudaContext::init(std::shared_ptr<DeviceModel> weights, const ModelDesc& 
   md_.layers.clear();
   opt_ = o;
   if (const char* g = std::getenv("FRUGAL_CUDA_GRAPHS"); g && std::strcmp(g, "0") == 0) use_graphs_ = false;
+  if (const char* g = std::getenv("FRUGAL_CUDA_INT8"); g && std::strcmp(g, "0") == 0) use_int8_ = false;
   CUDA_TRY(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
   CUBLAS_TRY(cublasCreate(&cublas_), "cublasCreate");
   CUBLAS_TRY(cublasSetStream(cublas_, stream_), "cublasSetStream");
@@ -193,12 +208,13 @@ Status CudaContext::init(std::shared_ptr<DeviceModel> weights, const ModelDesc& 
   const uint64_t partial_elems = uint64_t(kMaxSplitBatch) * md.n_head * max_splits_ * (md.head_dim + 2);
   const uint64_t logits_elems = o.output_on_device ? uint64_t(n) * md.n_vocab : 0;
   const uint64_t f = sizeof(float);
+  const uint64_t q8_elems = uint64_t(std::min<int64_t>(n, cuda::kGemvMaxRows)) * widest;
   const uint64_t step_bytes = align_up(n * d * f) + 2 * align_up(n * half * f) + 3 * align_up(n * 4) +
                               align_up(uint64_t(o.max_sequences) * blocks_per_seq_ * 4);
   uint64_t total = 2 * align_up(kv_elems * 2) + 2 * align_up(n * d * f) + align_up(n * qd * f) * 2 +
                    2 * align_up(n * kvd * f) + 2 * align_up(n * md.n_ff * f) + align_up(partial_elems * f) +
                    align_up(logits_elems * f) + (needs_gemm ? align_up(n * widest * 2) : 0) +
-                   align_up(wscratch_elems_ * 2) + step_bytes;
+                   align_up(wscratch_elems_ * 2) + align_up(q8_elems) + align_up(q8_elems / 32 * f) + step_bytes;
   FRUGAL_RETURN_IF_ERROR(arena_.allocate(total, "the GPU KV cache and activation buffers"));
   keys_ = static_cast<__half*>(arena_.take(kv_elems * 2));
   values_ = static_cast<__half*>(arena_.take(kv_elems * 2));
@@ -216,6 +232,8 @@ Status CudaContext::init(std::shared_ptr<DeviceModel> weights, const ModelDesc& 
   logits_ = static_cast<float*>(arena_.take(logits_elems * f));
   if (needs_gemm) act16_ = static_cast<__half*>(arena_.take(n * widest * 2));
   wscratch_ = static_cast<__half*>(arena_.take(wscratch_elems_ * 2));
+  act_q8_ = static_cast<int8_t*>(arena_.take(q8_elems));
+  act_q8_scale_ = static_cast<float*>(arena_.take(q8_elems / 32 * f));
   auto carve = [&](auto take, StepBuffers& s) {
     s.x = static_cast<float*>(take(n * d * f));
     s.cos = static_cast<float*>(take(n * half * f));
@@ -238,7 +256,22 @@ Status CudaContext::init(std::shared_ptr<DeviceModel> weights, const ModelDesc& 
   return Status::Ok();
 }
 
-Status CudaContext::matmul(const DeviceMatrix& w, const float* x, int n, float* y, bool accumulate) {
+Status CudaContext::prepare_q8(const float* x, int n, int64_t cols, std::initializer_list<const DeviceMatrix*> ws,
+                               Q8Input& out) {
+  out = {};
+  if (!use_int8_ || n > cuda::kGemvMaxRows || cols % 32 != 0) return Status::Ok();
+  if (std::none_of(ws.begin(), ws.end(), [](const DeviceMatrix* w) { return cuda::int8_gemv_supported(w->type); }))
+    return Status::Ok();
+  CUDA_TRY(cuda::quantize_activations_q8(x, n, cols, act_q8_, act_q8_scale_, stream_), "activation quantization");
+  out = {act_q8_, act_q8_scale_};
+  return Status::Ok();
+}
+
+Status CudaContext::matmul(const DeviceMatrix& w, const float* x, int n, float* y, bool accumulate,
+                           const Q8Input& xq) {
+  if (n <= cuda::kGemvMaxRows && xq.q != nullptr && cuda::int8_gemv_supported(w.type))
+    return cuda_status(cuda::gemv_int8(w.type, w.data, w.rows, w.cols, xq.q, xq.d, n, y, accumulate, stream_),
+                       "GEMV (8-bit activations)");
   if (n <= cuda::kGemvMaxRows)
     return cuda_status(cuda::gemv(w.type, w.data, w.rows, w.cols, x, n, y, accumulate, stream_), "GEMV");
   const float one = 1.0f, beta = accumulate ? 1.0f : 0.0f;
@@ -286,27 +319,33 @@ Status CudaContext::run_kernels(int n, int n_out, int splits) {
   for (int l = 0; l < opt_.n_layers; ++l) {
     const DeviceLayer& w = model_->layers[l];
     const cuda::KvLayout kv = kv_layout(l);
+    Q8Input xq;
     CUDA_TRY(cuda::rmsnorm(x_, w.attn_norm, nullptr, n, md_.n_embd, md_.rms_eps, h_, stream_), "rmsnorm");
-    FRUGAL_RETURN_IF_ERROR(matmul(w.wq, h_, n, q_, false));
-    FRUGAL_RETURN_IF_ERROR(matmul(w.wk, h_, n, k_, false));
-    FRUGAL_RETURN_IF_ERROR(matmul(w.wv, h_, n, v_, false));
+    FRUGAL_RETURN_IF_ERROR(prepare_q8(h_, n, d, {&w.wq, &w.wk, &w.wv}, xq));
+    FRUGAL_RETURN_IF_ERROR(matmul(w.wq, h_, n, q_, false, xq));
+    FRUGAL_RETURN_IF_ERROR(matmul(w.wk, h_, n, k_, false, xq));
+    FRUGAL_RETURN_IF_ERROR(matmul(w.wv, h_, n, v_, false, xq));
     CUDA_TRY(cuda::rope_and_store_kv(q_, k_, v_, w.bq, w.bk, w.bv, ds_.cos, ds_.sin, n, md_.n_head, md_.n_rot,
                                      md_.rope_neox, kv, batch, stream_),
              "rope / KV store");
     CUDA_TRY(cuda::attention(q_, kv, batch, n, md_.n_head, scale, splits, partial_, attn_, stream_), "attention");
-    FRUGAL_RETURN_IF_ERROR(matmul(w.wo, attn_, n, x_, true));
+    FRUGAL_RETURN_IF_ERROR(prepare_q8(attn_, n, w.wo.cols, {&w.wo}, xq));
+    FRUGAL_RETURN_IF_ERROR(matmul(w.wo, attn_, n, x_, true, xq));
     CUDA_TRY(cuda::rmsnorm(x_, w.ffn_norm, nullptr, n, md_.n_embd, md_.rms_eps, h_, stream_), "rmsnorm");
-    FRUGAL_RETURN_IF_ERROR(matmul(w.w_gate, h_, n, gate_, false));
-    FRUGAL_RETURN_IF_ERROR(matmul(w.w_up, h_, n, up_, false));
+    FRUGAL_RETURN_IF_ERROR(prepare_q8(h_, n, d, {&w.w_gate, &w.w_up}, xq));
+    FRUGAL_RETURN_IF_ERROR(matmul(w.w_gate, h_, n, gate_, false, xq));
+    FRUGAL_RETURN_IF_ERROR(matmul(w.w_up, h_, n, up_, false, xq));
     CUDA_TRY(cuda::silu_mul(gate_, up_, int64_t(n) * md_.n_ff, stream_), "silu_mul");
-    FRUGAL_RETURN_IF_ERROR(matmul(w.w_down, gate_, n, x_, true));
+    FRUGAL_RETURN_IF_ERROR(prepare_q8(gate_, n, md_.n_ff, {&w.w_down}, xq));
+    FRUGAL_RETURN_IF_ERROR(matmul(w.w_down, gate_, n, x_, true, xq));
   }
   if (opt_.output_on_device && n_out > 0) {
     CUDA_TRY(cuda::rmsnorm(x_, model_->output_norm, ds_.out_rows, n_out, md_.n_embd, md_.rms_eps, h_, stream_),
              "output rmsnorm");
-    FRUGAL_RETURN_IF_ERROR(matmul(model_->output, h_, n_out, logits_, false));
+    Q8Input xq;
+    FRUGAL_RETURN_IF_ERROR(prepare_q8(h_, n_out, md_.n_embd, {&model_->output}, xq));
+    FRUGAL_RETURN_IF_ERROR(matmul(model_->output, h_, n_out, logits_, false, xq));
   }
-  (void)d;
   return Status::Ok();
 }
 

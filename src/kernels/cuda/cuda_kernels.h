@@ -26,6 +26,16 @@ bool weight_type_supported(TensorType type);
 cudaError_t gemv(TensorType type, const void* w, int64_t rows, int64_t cols, const float* x,
                  int n_tokens, float* y, bool accumulate, cudaStream_t stream);
 
+// Decode GEMVs on 8-bit activations (Q4_0, Q5_0, Q8_0): x is first
+// quantized per 32-value block (q[t * cols + k] int8, d[t * cols / 32 + b]
+// the block's scale amax / 127, quants rounded to nearest even), then
+// y (+)= W x with integer dot products. Same shapes as gemv(); cols % 32 == 0.
+bool int8_gemv_supported(TensorType type);
+cudaError_t quantize_activations_q8(const float* x, int n_tokens, int64_t cols, int8_t* q, float* d,
+                                    cudaStream_t stream);
+cudaError_t gemv_int8(TensorType type, const void* w, int64_t rows, int64_t cols, const int8_t* xq,
+                      const float* xd, int n_tokens, float* y, bool accumulate, cudaStream_t stream);
+
 // Dequantizes rows [0, rows) of W to row-major fp16 (out[r * cols + k]).
 cudaError_t dequantize_to_f16(TensorType type, const void* w, int64_t rows, int64_t cols,
                               __half* out, cudaStream_t stream);

@@ -202,4 +202,55 @@ struct FormatQ6_K {
   }
 };
 
+// Integer-dot views of the 32-element formats for the 8-bit-activation
+// GEMV: dot() is the integer sum over the group's 8 weights times the
+// activation quants a0 (block columns col0..col0+3) and a1 (col1..col1+3);
+// scale() the weight block's scale.
+struct IntQ8_0 {
+  static constexpr int kElems = 32, kBytes = 34, kGroups = 4;
+  using Raw = FormatQ8_0::Raw;
+  __device__ static Raw load(const uint8_t* blk, int g) { return FormatQ8_0::load(blk, g); }
+  __device__ static float scale(const Raw& r) { return half_bits_to_float(r.d); }
+  __device__ static int col0(int g) { return 8 * g; }
+  __device__ static int col1(int g) { return 8 * g + 4; }
+  __device__ static int dot(const Raw& r, int, int a0, int a1) {
+    return __dp4a(static_cast<int>(r.q0), a0, __dp4a(static_cast<int>(r.q1), a1, 0));
+  }
+};
+
+// Byte sum of a0 and a1 (the offset term of the biased formats).
+__device__ __forceinline__ int act_sum(int a0, int a1) { return __dp4a(0x01010101, a0, __dp4a(0x01010101, a1, 0)); }
+
+struct IntQ4_0 {
+  static constexpr int kElems = 32, kBytes = 18, kGroups = 4;
+  using Raw = FormatQ4_0::Raw;
+  __device__ static Raw load(const uint8_t* blk, int g) { return FormatQ4_0::load(blk, g); }
+  __device__ static float scale(const Raw& r) { return half_bits_to_float(r.d); }
+  __device__ static int col0(int g) { return 4 * g; }
+  __device__ static int col1(int g) { return 4 * g + 16; }
+  __device__ static int dot(const Raw& r, int, int a0, int a1) {
+    const int lo = static_cast<int>(r.qs & 0x0F0F0F0Fu), hi = static_cast<int>((r.qs >> 4) & 0x0F0F0F0Fu);
+    return __dp4a(lo, a0, __dp4a(hi, a1, 0)) - 8 * act_sum(a0, a1);
+  }
+};
+
+struct IntQ5_0 {
+  static constexpr int kElems = 32, kBytes = 22, kGroups = 4;
+  using Raw = FormatQ5_0::Raw;
+  __device__ static Raw load(const uint8_t* blk, int g) { return FormatQ5_0::load(blk, g); }
+  __device__ static float scale(const Raw& r) { return half_bits_to_float(r.d); }
+  __device__ static int col0(int g) { return 4 * g; }
+  __device__ static int col1(int g) { return 4 * g + 16; }
+  // Bits j..j+3 of qh moved to bit 4 of bytes 0..3.
+  __device__ static uint32_t high_bits(uint32_t qh, int j) {
+    const uint32_t b = qh >> j;
+    return ((b & 1) << 4) | ((b & 2) << 11) | ((b & 4) << 18) | ((b & 8) << 25);
+  }
+  __device__ static int dot(const Raw& r, int g, int a0, int a1) {
+    const int lo = static_cast<int>((r.qs & 0x0F0F0F0Fu) | high_bits(r.qh, 4 * g));
+    const int hi = static_cast<int>(((r.qs >> 4) & 0x0F0F0F0Fu) | high_bits(r.qh, 4 * g + 16));
+    return __dp4a(lo, a0, __dp4a(hi, a1, 0)) - 16 * act_sum(a0, a1);
+  }
+};
+
 }  // namespace frugal::cuda
