@@ -132,6 +132,20 @@ TEST_P(CudaInt8Gemv, MatchesReferenceOnQuantizedActivations) {
     ASSERT_TRUE(quant::dequantize_row(type, packed.data() + r * row_bytes, w_ref.data() + r * cols, cols).ok());
   }
   DeviceBuffer<uint8_t> dw(packed);
+  // The split layout (Q4_0, Q8_0): repacked on the host, dequantized and multiplied on the device.
+  const bool split = split_layout_supported(type);
+  std::vector<uint8_t> split_rows(split ? split_row_bytes(type, cols) * rows : 1);
+  if (split) {
+    ASSERT_TRUE(repack_split_rows(type, packed.data(), rows, cols, split_rows.data()));
+    DeviceBuffer<uint8_t> ds(split_rows);
+    DeviceBuffer<__half> dq(rows * cols);
+    ASSERT_CUDA(dequantize_split_to_f16(type, ds.ptr, rows, cols, dq.ptr, nullptr));
+    ASSERT_CUDA(cudaDeviceSynchronize());
+    const std::vector<__half> got_w = dq.download();
+    for (int64_t i = 0; i < rows * cols; ++i)
+      ASSERT_NEAR(__half2float(got_w[i]), w_ref[i], std::abs(w_ref[i]) * 1e-3f + 1e-6f) << "split element " << i;
+  }
+  DeviceBuffer<uint8_t> dsplit(split_rows);
   for (int n : {1, 3, 8}) {
     SCOPED_TRACE("tokens " + std::to_string(n));
     std::vector<float> x = random_floats(n * cols, 300 + n);
@@ -156,9 +170,14 @@ TEST_P(CudaInt8Gemv, MatchesReferenceOnQuantizedActivations) {
     }
     const std::vector<float> y0 = random_floats(n * rows, 400 + n);
     DeviceBuffer<float> dy(y0);
-    for (bool accumulate : {false, true}) {
+    for (int variant = 0; variant < (split ? 4 : 2); ++variant) {
+      const bool accumulate = variant % 2 == 1, use_split = variant >= 2;
+      SCOPED_TRACE(use_split ? "split layout" : "GGUF layout");
       ASSERT_EQ(cudaMemcpy(dy.ptr, y0.data(), y0.size() * 4, cudaMemcpyHostToDevice), cudaSuccess);
-      ASSERT_CUDA(gemv_int8(type, dw.ptr, rows, cols, dq.ptr, dd.ptr, n, dy.ptr, accumulate, nullptr));
+      if (use_split)
+        ASSERT_CUDA(gemv_int8_split(type, dsplit.ptr, rows, cols, dq.ptr, dd.ptr, n, dy.ptr, accumulate, nullptr));
+      else
+        ASSERT_CUDA(gemv_int8(type, dw.ptr, rows, cols, dq.ptr, dd.ptr, n, dy.ptr, accumulate, nullptr));
       ASSERT_CUDA(cudaDeviceSynchronize());
       const std::vector<float> y = dy.download();
       for (int t = 0; t < n; ++t)
@@ -184,6 +203,11 @@ TEST(CudaKernels, Int8GemvRejectsWhatItDoesNotRun) {
   EXPECT_NE(gemv_int8(TensorType::kQ4_K, nullptr, 1, 256, nullptr, nullptr, 1, nullptr, false, nullptr), cudaSuccess);
   EXPECT_NE(gemv_int8(TensorType::kQ8_0, nullptr, 1, 48, nullptr, nullptr, 1, nullptr, false, nullptr), cudaSuccess);
   EXPECT_NE(quantize_activations_q8(nullptr, 1, 48, nullptr, nullptr, nullptr), cudaSuccess);
+  EXPECT_FALSE(split_layout_supported(TensorType::kQ5_0));
+  EXPECT_EQ(split_row_bytes(TensorType::kQ4_0, 48), 0u);
+  EXPECT_EQ(split_row_bytes(TensorType::kQ4_0, 4096), 4096u / 32 * 18);
+  EXPECT_EQ(split_row_bytes(TensorType::kQ8_0, 32), 48u) << "34 bytes padded to 16";
+  EXPECT_NE(gemv_int8_split(TensorType::kQ5_0, nullptr, 1, 64, nullptr, nullptr, 1, nullptr, false, nullptr), cudaSuccess);
 }
 
 TEST(CudaKernels, UnsupportedTypeIsAnErrorNotACrash) {

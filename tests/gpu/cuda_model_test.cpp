@@ -249,10 +249,13 @@ TEST(CudaModel, MultiSequenceBatchMatchesSingleSequences) {
     const auto alone = last_logits(*m, gpu(), prompts[s]);
     // The batch (13 rows) takes the cuBLAS path with fp16 operands, the single
     // prompts the GEMV on 8-bit activations (as llama.cpp's and the CPU's
-    // quantized matmuls take them), so they agree to that rounding (~0.04
-    // measured), not bit for bit; a batching or position error moves logits
-    // by whole units.
-    for (size_t t = 0; t < nv; t += 97) ASSERT_NEAR(logits[s * nv + t], alone[t], kLogitTol) << "seq " << s;
+    // quantized matmuls take them), so they agree to that rounding, not bit
+    // for bit: the top-10 logits within the tolerance used against the CPU,
+    // and the same top-1 where it is not a near-tie. A batching or position
+    // error moves logits by whole units.
+    const std::vector<float> batched(logits.begin() + s * nv, logits.begin() + (s + 1) * nv);
+    for (int32_t t : top_ids(alone, 10)) EXPECT_NEAR(batched[t], alone[t], kLogitTol) << "seq " << s << " token " << t;
+    if (top_gap(alone) > kTieGap) EXPECT_EQ(top_ids(batched, 1)[0], top_ids(alone, 1)[0]) << "seq " << s;
   }
 }
 

@@ -13,6 +13,7 @@
 #include <initializer_list>
 #include <map>
 #include <mutex>
+#include <vector>
 
 #include "backend/backend.h"
 #include "kernels/cuda/cuda_kernels.h"
@@ -86,6 +87,7 @@ struct DeviceMatrix {
   const void* data = nullptr;
   int64_t rows = 0, cols = 0;
   uint64_t row_bytes = 0;
+  bool split = false;  // rows in the split layout (cuda::split_row_bytes), for 8-bit-activation GEMVs
 };
 
 struct DeviceLayer {
@@ -94,6 +96,21 @@ struct DeviceLayer {
 };
 
 uint64_t matrix_bytes(const WeightMatrix& w) { return quant::row_size(w.type, w.cols) * static_cast<uint64_t>(w.rows); }
+
+// FRUGAL_CUDA_INT8=0: fp32-activation GEMVs on the GGUF layout only (for comparisons).
+bool int8_gemv_enabled() {
+  const char* g = std::getenv("FRUGAL_CUDA_INT8");
+  return !(g && std::strcmp(g, "0") == 0);
+}
+
+// Q4_0 / Q8_0 go to the GPU in the split layout when the 8-bit GEMVs are on.
+bool upload_split(const WeightMatrix& w) {
+  return int8_gemv_enabled() && cuda::split_layout_supported(w.type) && cuda::split_row_bytes(w.type, w.cols) > 0;
+}
+
+uint64_t device_matrix_bytes(const WeightMatrix& w) {
+  return upload_split(w) ? cuda::split_row_bytes(w.type, w.cols) * static_cast<uint64_t>(w.rows) : matrix_bytes(w);
+}
 
 class CudaModel final : public DeviceModel {
  public:
@@ -185,7 +202,7 @@ Status CudaContext::init(std::shared_ptr<DeviceModel> weights, const ModelDesc& 
   md_.layers.clear();
   opt_ = o;
   if (const char* g = std::getenv("FRUGAL_CUDA_GRAPHS"); g && std::strcmp(g, "0") == 0) use_graphs_ = false;
-  if (const char* g = std::getenv("FRUGAL_CUDA_INT8"); g && std::strcmp(g, "0") == 0) use_int8_ = false;
+  use_int8_ = int8_gemv_enabled();
   CUDA_TRY(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
   CUBLAS_TRY(cublasCreate(&cublas_), "cublasCreate");
   CUBLAS_TRY(cublasSetStream(cublas_, stream_), "cublasSetStream");
@@ -269,6 +286,11 @@ Status CudaContext::prepare_q8(const float* x, int n, int64_t cols, std::initial
 
 Status CudaContext::matmul(const DeviceMatrix& w, const float* x, int n, float* y, bool accumulate,
                            const Q8Input& xq) {
+  if (n <= cuda::kGemvMaxRows && w.split) {
+    if (xq.q == nullptr) return internal_error("split-layout weights need 8-bit activations");
+    return cuda_status(cuda::gemv_int8_split(w.type, w.data, w.rows, w.cols, xq.q, xq.d, n, y, accumulate, stream_),
+                       "GEMV (8-bit activations, split layout)");
+  }
   if (n <= cuda::kGemvMaxRows && xq.q != nullptr && cuda::int8_gemv_supported(w.type))
     return cuda_status(cuda::gemv_int8(w.type, w.data, w.rows, w.cols, xq.q, xq.d, n, y, accumulate, stream_),
                        "GEMV (8-bit activations)");
@@ -301,8 +323,9 @@ Status CudaContext::matmul(const DeviceMatrix& w, const float* x, int n, float* 
   const int64_t panel = std::max<int64_t>(1, wscratch_elems_ / w.cols);
   for (int64_t r0 = 0; r0 < w.rows; r0 += panel) {
     const int64_t rows = std::min(panel, w.rows - r0);
-    CUDA_TRY(cuda::dequantize_to_f16(w.type, static_cast<const uint8_t*>(w.data) + r0 * w.row_bytes, rows, w.cols,
-                                     wscratch_, stream_),
+    const void* panel_rows = static_cast<const uint8_t*>(w.data) + r0 * w.row_bytes;
+    CUDA_TRY(w.split ? cuda::dequantize_split_to_f16(w.type, panel_rows, rows, w.cols, wscratch_, stream_)
+                     : cuda::dequantize_to_f16(w.type, panel_rows, rows, w.cols, wscratch_, stream_),
              "weight dequantization");
     CUBLAS_TRY(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(rows), n, k, &one, wscratch_,
                             CUDA_R_16F, k, act16_, CUDA_R_16F, k, &beta, y + r0, CUDA_R_32F, m, CUBLAS_COMPUTE_32F,
@@ -484,10 +507,10 @@ class CudaBackend final : public Backend {
     for (int l = 0; l < n_layers; ++l) {
       const LayerDesc& L = m.layers[l];
       for (const WeightMatrix* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down})
-        total += align_up(matrix_bytes(*w));
+        total += align_up(device_matrix_bytes(*w));
       total += 2 * align_up(d * 4) + (L.bq ? align_up(qd * 4) + 2 * align_up(kvd * 4) : 0);
     }
-    if (output) total += align_up(matrix_bytes(m.output)) + align_up(d * 4);
+    if (output) total += align_up(device_matrix_bytes(m.output)) + align_up(d * 4);
     FRUGAL_RETURN_IF_ERROR(model->arena.allocate(
         total, ("loading " + std::to_string(n_layers) + " layers" + (output ? " and the output head" : "") +
                 " on the GPU").c_str()));
@@ -497,7 +520,14 @@ class CudaBackend final : public Backend {
       if (st.ok()) st = cuda_status(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice), "weight upload");
       return dst;
     };
+    std::vector<uint8_t> repacked;
     auto put_matrix = [&](const WeightMatrix& w) {
+      if (upload_split(w)) {
+        repacked.resize(device_matrix_bytes(w));
+        cuda::repack_split_rows(w.type, w.data, w.rows, w.cols, repacked.data());
+        return DeviceMatrix{w.type, put(repacked.data(), repacked.size()), w.rows, w.cols,
+                            cuda::split_row_bytes(w.type, w.cols), true};
+      }
       const uint64_t bytes = matrix_bytes(w);
       return DeviceMatrix{w.type, put(w.data, bytes), w.rows, w.cols, quant::row_size(w.type, w.cols)};
     };

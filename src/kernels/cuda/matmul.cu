@@ -5,12 +5,21 @@
 #include "kernels/cuda/cuda_kernels.h"
 #include "kernels/cuda/quant_formats.cuh"
 
+#include <cstring>
+
 namespace frugal::cuda {
 namespace {
 
 constexpr int kGemvWarps = 4;   // warps per block, all on the block's rows
 constexpr int kGemvUnroll = 2;  // groups each thread has in flight per row
 constexpr int kActBlock = 32;   // values per scale of the 8-bit activations
+
+// Bytes of one split-layout row: the quants, then the fp16 scales, padded
+// to 16 so every row (and every block's quants) starts 16-byte aligned.
+constexpr uint64_t split_row_bytes_for(int quant_bytes, int64_t cols) {
+  const uint64_t nb = static_cast<uint64_t>(cols / kActBlock);
+  return (nb * (quant_bytes + 2) + 15) / 16 * 16;
+}
 
 // The block's per-thread partial sums of kRows rows x kMaxTokens tokens meet
 // in shared memory; y[t * rows + r0 + j] gets (or accumulates) the totals.
@@ -169,6 +178,120 @@ __global__ void quantize_act_kernel(const float* __restrict__ x, int64_t n_block
   if (lane == 0) d[b] = amax / 127.0f;
 }
 
+// Split layout (see cuda_kernels.h): one thread takes a whole 32-weight block
+// of each of the block's kRows rows per step, its quants in one or two
+// 16-byte loads and its scale from the row's scale run, instead of four
+// threads assembling 8-weight groups from 2-byte loads (the GGUF block of
+// 18 / 34 bytes only guarantees 2-byte alignment). The load instructions
+// per weight drop about sixfold, which is what bounds the GGUF-layout form.
+struct SplitQ4_0 {
+  static constexpr int kQuantBytes = 16;
+  struct Raw { uint4 q; };
+  __device__ static Raw load(const uint8_t* quants) { return {__ldg(reinterpret_cast<const uint4*>(quants))}; }
+  // Byte k of word i holds element 4i + k (low nibble) and 4i + k + 16 (high).
+  __device__ static int dot(const Raw& r, const int4& a0, const int4& a1) {
+    const uint32_t q[4] = {r.q.x, r.q.y, r.q.z, r.q.w};
+    const int lo_a[4] = {a0.x, a0.y, a0.z, a0.w}, hi_a[4] = {a1.x, a1.y, a1.z, a1.w};
+    int s = 0, sa = 0;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      s = __dp4a(static_cast<int>(q[i] & 0x0F0F0F0Fu), lo_a[i], s);
+      s = __dp4a(static_cast<int>((q[i] >> 4) & 0x0F0F0F0Fu), hi_a[i], s);
+      sa = __dp4a(0x01010101, lo_a[i], __dp4a(0x01010101, hi_a[i], sa));
+    }
+    return s - 8 * sa;
+  }
+  // Group g (8 weights) of block b in the GGUF format's registers, for dequantization.
+  using Format = FormatQ4_0;
+  __device__ static Format::Raw load_group(const uint8_t* row, int64_t nb, int64_t b, int g) {
+    return {*reinterpret_cast<const uint32_t*>(row + b * kQuantBytes + 4 * g), load_u16(row + nb * kQuantBytes + 2 * b)};
+  }
+};
+
+struct SplitQ8_0 {
+  static constexpr int kQuantBytes = 32;
+  struct Raw { uint4 q0, q1; };
+  __device__ static Raw load(const uint8_t* quants) {
+    const uint4* p = reinterpret_cast<const uint4*>(quants);
+    return {__ldg(p), __ldg(p + 1)};
+  }
+  __device__ static int dot(const Raw& r, const int4& a0, const int4& a1) {
+    int s = __dp4a(static_cast<int>(r.q0.x), a0.x, 0);
+    s = __dp4a(static_cast<int>(r.q0.y), a0.y, s);
+    s = __dp4a(static_cast<int>(r.q0.z), a0.z, s);
+    s = __dp4a(static_cast<int>(r.q0.w), a0.w, s);
+    s = __dp4a(static_cast<int>(r.q1.x), a1.x, s);
+    s = __dp4a(static_cast<int>(r.q1.y), a1.y, s);
+    s = __dp4a(static_cast<int>(r.q1.z), a1.z, s);
+    return __dp4a(static_cast<int>(r.q1.w), a1.w, s);
+  }
+  using Format = FormatQ8_0;
+  __device__ static Format::Raw load_group(const uint8_t* row, int64_t nb, int64_t b, int g) {
+    const uint32_t* q = reinterpret_cast<const uint32_t*>(row + b * kQuantBytes + 8 * g);
+    return {q[0], q[1], load_u16(row + nb * kQuantBytes + 2 * b)};
+  }
+};
+
+template <class F, int kMaxTokens, int kRows>
+__global__ void __launch_bounds__(kGemvWarps * 32)
+    gemv_int8_split_kernel(const uint8_t* __restrict__ w, int64_t rows, int64_t cols, int64_t row_bytes,
+                           const int8_t* __restrict__ xq, const float* __restrict__ xd, int n_tokens,
+                           float* __restrict__ y, bool accumulate) {
+  constexpr int kThreads = kGemvWarps * 32;
+  const int tid = threadIdx.x;
+  const int64_t r0 = static_cast<int64_t>(blockIdx.x) * kRows;
+  const int nb = static_cast<int>(cols / kActBlock);
+  const uint8_t* row[kRows];
+#pragma unroll
+  for (int j = 0; j < kRows; ++j) row[j] = w + min(r0 + j, rows - 1) * row_bytes;
+  float sum[kRows][kMaxTokens];
+#pragma unroll
+  for (int j = 0; j < kRows; ++j)
+#pragma unroll
+    for (int t = 0; t < kMaxTokens; ++t) sum[j][t] = 0.0f;
+
+  for (int b = tid; b < nb; b += kThreads) {
+    typename F::Raw raw[kRows];
+    float dw[kRows];
+#pragma unroll
+    for (int j = 0; j < kRows; ++j) {
+      raw[j] = F::load(row[j] + static_cast<int64_t>(b) * F::kQuantBytes);
+      dw[j] = half_bits_to_float(__ldg(reinterpret_cast<const unsigned short*>(row[j] + int64_t{nb} * F::kQuantBytes) + b));
+    }
+#pragma unroll
+    for (int t = 0; t < kMaxTokens; ++t) {
+      if (t >= n_tokens) break;
+      const int4* xa = reinterpret_cast<const int4*>(xq + t * cols + static_cast<int64_t>(b) * kActBlock);
+      const int4 a0 = __ldg(xa), a1 = __ldg(xa + 1);
+      const float da = __ldg(xd + t * nb + b);
+#pragma unroll
+      for (int j = 0; j < kRows; ++j) sum[j][t] += dw[j] * da * static_cast<float>(F::dot(raw[j], a0, a1));
+    }
+  }
+  store_row_sums<kMaxTokens, kRows>(sum, rows, r0, n_tokens, y, accumulate);
+}
+
+// One thread per 8-weight group of the split layout (coalesced stores, as
+// the GGUF-layout dequantizer below).
+template <class F>
+__global__ void dequant_split_kernel(const uint8_t* __restrict__ w, int64_t rows, int64_t cols, int64_t row_bytes,
+                                     __half* __restrict__ out) {
+  const int64_t n_groups = cols / 8, nb = cols / kActBlock;
+  const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (idx >= rows * n_groups) return;
+  const int64_t r = idx / n_groups;
+  const int i = static_cast<int>(idx % n_groups);
+  constexpr int kGroups = F::Format::kGroups;
+  float wv[8];
+  int c0, c1;
+  F::Format::dequant(F::load_group(w + r * row_bytes, nb, i / kGroups, i % kGroups), i % kGroups, wv, c0, c1);
+  __half* dst = out + r * cols + static_cast<int64_t>(i / kGroups) * kActBlock;
+  __half2 h[4] = {__floats2half2_rn(wv[0], wv[1]), __floats2half2_rn(wv[2], wv[3]),
+                  __floats2half2_rn(wv[4], wv[5]), __floats2half2_rn(wv[6], wv[7])};
+  reinterpret_cast<uint2*>(dst + c0)[0] = *reinterpret_cast<uint2*>(&h[0]);
+  reinterpret_cast<uint2*>(dst + c1)[0] = *reinterpret_cast<uint2*>(&h[2]);
+}
+
 // One thread per 8-weight group.
 template <class F>
 __global__ void dequant_kernel(const uint8_t* __restrict__ w, int64_t rows, int64_t cols,
@@ -242,6 +365,36 @@ bool with_int8_format(TensorType type, Fn&& fn) {
   }
 }
 
+template <class F, int kMaxTokens, int kRows>
+void launch_gemv_int8_split_rows(const uint8_t* w, int64_t rows, int64_t cols, int64_t row_bytes, const int8_t* xq,
+                                 const float* xd, int n_tokens, float* y, bool accumulate, cudaStream_t stream) {
+  gemv_int8_split_kernel<F, kMaxTokens, kRows><<<blocks_for(rows, kRows), kGemvWarps * 32, 0, stream>>>(
+      w, rows, cols, row_bytes, xq, xd, n_tokens, y, accumulate);
+}
+
+template <class F>
+cudaError_t launch_gemv_int8_split(const void* w, int64_t rows, int64_t cols, const int8_t* xq, const float* xd,
+                                   int n_tokens, float* y, bool accumulate, cudaStream_t stream) {
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const int64_t rb = static_cast<int64_t>(split_row_bytes_for(F::kQuantBytes, cols));
+  if (n_tokens == 1)
+    launch_gemv_int8_split_rows<F, 1, 4>(wb, rows, cols, rb, xq, xd, 1, y, accumulate, stream);
+  else if (n_tokens <= 4)
+    launch_gemv_int8_split_rows<F, 4, 4>(wb, rows, cols, rb, xq, xd, n_tokens, y, accumulate, stream);
+  else
+    launch_gemv_int8_split_rows<F, kGemvMaxRows, 2>(wb, rows, cols, rb, xq, xd, n_tokens, y, accumulate, stream);
+  return cudaGetLastError();
+}
+
+template <class Fn>
+bool with_split_format(TensorType type, Fn&& fn) {
+  switch (type) {
+    case TensorType::kQ4_0: fn(SplitQ4_0{}); return true;
+    case TensorType::kQ8_0: fn(SplitQ8_0{}); return true;
+    default: return false;
+  }
+}
+
 template <class F>
 cudaError_t launch_dequant(const void* w, int64_t rows, int64_t cols, __half* out, cudaStream_t stream) {
   const int64_t row_bytes = cols / F::kElems * F::kBytes;
@@ -303,6 +456,61 @@ cudaError_t gemv_int8(TensorType type, const void* w, int64_t rows, int64_t cols
   with_int8_format(type, [&](auto f) {
     using F = decltype(f);
     if (cols % F::kElems == 0) err = launch_gemv_int8<F>(w, rows, cols, xq, xd, n_tokens, y, accumulate, stream);
+  });
+  return err;
+}
+
+bool split_layout_supported(TensorType type) {
+  return with_split_format(type, [](auto) {});
+}
+
+uint64_t split_row_bytes(TensorType type, int64_t cols) {
+  uint64_t bytes = 0;
+  with_split_format(type, [&](auto f) { bytes = split_row_bytes_for(decltype(f)::kQuantBytes, cols); });
+  return cols % kActBlock == 0 ? bytes : 0;
+}
+
+bool repack_split_rows(TensorType type, const void* src, int64_t rows, int64_t cols, void* dst) {
+  const uint64_t out_row = split_row_bytes(type, cols);
+  if (out_row == 0) return false;
+  const int quant_bytes = type == TensorType::kQ4_0 ? 16 : 32;
+  const int64_t nb = cols / kActBlock;
+  const int64_t in_block = 2 + quant_bytes;  // GGUF block: fp16 scale, then the quants
+  const auto* in = static_cast<const uint8_t*>(src);
+  auto* out = static_cast<uint8_t*>(dst);
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* ir = in + r * nb * in_block;
+    uint8_t* orow = out + r * out_row;
+    std::memset(orow, 0, out_row);
+    for (int64_t b = 0; b < nb; ++b) {
+      std::memcpy(orow + b * quant_bytes, ir + b * in_block + 2, quant_bytes);
+      std::memcpy(orow + nb * quant_bytes + 2 * b, ir + b * in_block, 2);
+    }
+  }
+  return true;
+}
+
+cudaError_t gemv_int8_split(TensorType type, const void* w, int64_t rows, int64_t cols, const int8_t* xq,
+                            const float* xd, int n_tokens, float* y, bool accumulate, cudaStream_t stream) {
+  if (n_tokens < 1 || n_tokens > kGemvMaxRows || cols % kActBlock != 0) return cudaErrorInvalidValue;
+  cudaError_t err = cudaErrorInvalidValue;
+  with_split_format(type, [&](auto f) {
+    err = launch_gemv_int8_split<decltype(f)>(w, rows, cols, xq, xd, n_tokens, y, accumulate, stream);
+  });
+  return err;
+}
+
+cudaError_t dequantize_split_to_f16(TensorType type, const void* w, int64_t rows, int64_t cols, __half* out,
+                                    cudaStream_t stream) {
+  if (cols % kActBlock != 0) return cudaErrorInvalidValue;
+  cudaError_t err = cudaErrorInvalidValue;
+  with_split_format(type, [&](auto f) {
+    using F = decltype(f);
+    const int64_t n = rows * (cols / 8);
+    dequant_split_kernel<F><<<blocks_for(n, 256), 256, 0, stream>>>(
+        static_cast<const uint8_t*>(w), rows, cols, static_cast<int64_t>(split_row_bytes_for(F::kQuantBytes, cols)),
+        out);
+    err = cudaGetLastError();
   });
   return err;
 }
