@@ -43,6 +43,21 @@ std::vector<float> random_floats(size_t n, uint32_t seed, float scale = 1.0f) {
   return v;
 }
 
+// y against y0 (when accumulating) + W x for n tokens, in double precision,
+// to 1e-5 of the sum of the products' magnitudes.
+void expect_gemv_result(const std::vector<float>& y, const std::vector<float>& y0, const std::vector<float>& w,
+                        const std::vector<float>& x, int64_t rows, int64_t cols, int n, bool accumulate) {
+  for (int t = 0; t < n; ++t)
+    for (int64_t r = 0; r < rows; ++r) {
+      double ref = accumulate ? y0[t * rows + r] : 0.0, mag = 0;
+      for (int64_t k = 0; k < cols; ++k) {
+        ref += double(w[r * cols + k]) * x[t * cols + k];
+        mag += std::abs(double(w[r * cols + k]) * x[t * cols + k]);
+      }
+      ASSERT_NEAR(y[t * rows + r], ref, 1e-5 * mag + 1e-5) << "token " << t << " row " << r;
+    }
+}
+
 // The tests need a GPU: without one they fail here instead of skipping.
 TEST(CudaKernels, DeviceIsPresent) {
   int count = 0;
@@ -91,16 +106,7 @@ TEST_P(CudaWeightFormats, DequantizeAndGemvMatchReference) {
       ASSERT_EQ(cudaMemcpy(dy.ptr, y0.data(), y0.size() * 4, cudaMemcpyHostToDevice), cudaSuccess);
       ASSERT_CUDA(gemv(type, dw.ptr, rows, cols, dx.ptr, n, dy.ptr, accumulate, nullptr));
       ASSERT_CUDA(cudaDeviceSynchronize());
-      const std::vector<float> y = dy.download();
-      for (int t = 0; t < n; ++t)
-        for (int64_t r = 0; r < rows; ++r) {
-          double ref = accumulate ? y0[t * rows + r] : 0.0, mag = 0;
-          for (int64_t k = 0; k < cols; ++k) {
-            ref += double(w_ref[r * cols + k]) * x[t * cols + k];
-            mag += std::abs(double(w_ref[r * cols + k]) * x[t * cols + k]);
-          }
-          ASSERT_NEAR(y[t * rows + r], ref, 1e-5 * mag + 1e-5) << "token " << t << " row " << r;
-        }
+      expect_gemv_result(dy.download(), y0, w_ref, x, rows, cols, n, accumulate);
     }
   }
 }
@@ -179,16 +185,7 @@ TEST_P(CudaInt8Gemv, MatchesReferenceOnQuantizedActivations) {
       else
         ASSERT_CUDA(gemv_int8(type, dw.ptr, rows, cols, dq.ptr, dd.ptr, n, dy.ptr, accumulate, nullptr));
       ASSERT_CUDA(cudaDeviceSynchronize());
-      const std::vector<float> y = dy.download();
-      for (int t = 0; t < n; ++t)
-        for (int64_t r = 0; r < rows; ++r) {
-          double ref = accumulate ? y0[t * rows + r] : 0.0, mag = 0;
-          for (int64_t k = 0; k < cols; ++k) {
-            ref += double(w_ref[r * cols + k]) * x_deq[t * cols + k];
-            mag += std::abs(double(w_ref[r * cols + k]) * x_deq[t * cols + k]);
-          }
-          ASSERT_NEAR(y[t * rows + r], ref, 1e-5 * mag + 1e-5) << "token " << t << " row " << r;
-        }
+      expect_gemv_result(dy.download(), y0, w_ref, x_deq, rows, cols, n, accumulate);
     }
   }
 }
@@ -270,8 +267,6 @@ struct PagedSetup {
   std::vector<int32_t> tables = {7, 2, 9, 0, 11, 4, 1, 3};  // seq 0: first 4, seq 1: last 4
   int table_of(int seq) const { return seq * 4; }
 };
-
-float half_round(float v) { return __half2float(__float2half_rn(v)); }
 
 class CudaRope : public ::testing::TestWithParam<bool> {};
 

@@ -312,47 +312,58 @@ __global__ void dequant_kernel(const uint8_t* __restrict__ w, int64_t rows, int6
   reinterpret_cast<uint2*>(dst + c1)[0] = *reinterpret_cast<uint2*>(&h[2]);
 }
 
-template <class F, int kMaxTokens, int kRows>
-void launch_gemv_rows(const uint8_t* w, int64_t rows, int64_t cols, int64_t row_bytes, const float* x,
-                      int n_tokens, float* y, bool accumulate, cudaStream_t stream) {
-  gemv_kernel<F, kMaxTokens, kRows><<<blocks_for(rows, kRows), kGemvWarps * 32, 0, stream>>>(
-      w, rows, cols, row_bytes, x, n_tokens, y, accumulate);
-}
+// Arguments of every decode GEMV launch; x is fp32 activations, xq / xd the
+// 8-bit ones (quantize_activations_q8), whichever the kernel reads.
+struct GemvArgs {
+  const uint8_t* w;
+  int64_t rows, cols, row_bytes;
+  const float* x;
+  const int8_t* xq;
+  const float* xd;
+  int n_tokens;
+  float* y;
+  bool accumulate;
+};
 
-template <class F>
-cudaError_t launch_gemv(const void* w, int64_t rows, int64_t cols, const float* x, int n_tokens,
-                        float* y, bool accumulate, cudaStream_t stream) {
-  const int64_t row_bytes = cols / F::kElems * F::kBytes;
-  const auto* wb = static_cast<const uint8_t*>(w);
-  if (n_tokens == 1)
-    launch_gemv_rows<F, 1, 4>(wb, rows, cols, row_bytes, x, 1, y, accumulate, stream);
-  else if (n_tokens <= 4)
-    launch_gemv_rows<F, 4, 4>(wb, rows, cols, row_bytes, x, n_tokens, y, accumulate, stream);
+// Kernel shape by batch size: one token, up to 4 (4 rows per block share
+// each activation load), up to kGemvMaxRows (2 rows: registers).
+template <class Kernel>
+cudaError_t launch_for_tokens(const GemvArgs& a, cudaStream_t stream) {
+  if (a.n_tokens == 1)
+    Kernel::template launch<1, 4>(a, stream);
+  else if (a.n_tokens <= 4)
+    Kernel::template launch<4, 4>(a, stream);
   else
-    launch_gemv_rows<F, kGemvMaxRows, 2>(wb, rows, cols, row_bytes, x, n_tokens, y, accumulate, stream);
+    Kernel::template launch<kGemvMaxRows, 2>(a, stream);
   return cudaGetLastError();
 }
 
-template <class F, int kMaxTokens, int kRows>
-void launch_gemv_int8_rows(const uint8_t* w, int64_t rows, int64_t cols, int64_t row_bytes, const int8_t* xq,
-                           const float* xd, int n_tokens, float* y, bool accumulate, cudaStream_t stream) {
-  gemv_int8_kernel<F, kMaxTokens, kRows><<<blocks_for(rows, kRows), kGemvWarps * 32, 0, stream>>>(
-      w, rows, cols, row_bytes, xq, xd, n_tokens, y, accumulate);
-}
+template <class F>
+struct FloatGemv {
+  template <int kMaxTokens, int kRows>
+  static void launch(const GemvArgs& a, cudaStream_t stream) {
+    gemv_kernel<F, kMaxTokens, kRows><<<blocks_for(a.rows, kRows), kGemvWarps * 32, 0, stream>>>(
+        a.w, a.rows, a.cols, a.row_bytes, a.x, a.n_tokens, a.y, a.accumulate);
+  }
+};
 
 template <class F>
-cudaError_t launch_gemv_int8(const void* w, int64_t rows, int64_t cols, const int8_t* xq, const float* xd,
-                             int n_tokens, float* y, bool accumulate, cudaStream_t stream) {
-  const int64_t row_bytes = cols / F::kElems * F::kBytes;
-  const auto* wb = static_cast<const uint8_t*>(w);
-  if (n_tokens == 1)
-    launch_gemv_int8_rows<F, 1, 4>(wb, rows, cols, row_bytes, xq, xd, 1, y, accumulate, stream);
-  else if (n_tokens <= 4)
-    launch_gemv_int8_rows<F, 4, 4>(wb, rows, cols, row_bytes, xq, xd, n_tokens, y, accumulate, stream);
-  else
-    launch_gemv_int8_rows<F, kGemvMaxRows, 2>(wb, rows, cols, row_bytes, xq, xd, n_tokens, y, accumulate, stream);
-  return cudaGetLastError();
-}
+struct Int8Gemv {
+  template <int kMaxTokens, int kRows>
+  static void launch(const GemvArgs& a, cudaStream_t stream) {
+    gemv_int8_kernel<F, kMaxTokens, kRows><<<blocks_for(a.rows, kRows), kGemvWarps * 32, 0, stream>>>(
+        a.w, a.rows, a.cols, a.row_bytes, a.xq, a.xd, a.n_tokens, a.y, a.accumulate);
+  }
+};
+
+template <class F>
+struct Int8SplitGemv {
+  template <int kMaxTokens, int kRows>
+  static void launch(const GemvArgs& a, cudaStream_t stream) {
+    gemv_int8_split_kernel<F, kMaxTokens, kRows><<<blocks_for(a.rows, kRows), kGemvWarps * 32, 0, stream>>>(
+        a.w, a.rows, a.cols, a.row_bytes, a.xq, a.xd, a.n_tokens, a.y, a.accumulate);
+  }
+};
 
 // Calls fn(F{}) with the integer-dot format of `type`; false when there is none.
 template <class Fn>
@@ -363,27 +374,6 @@ bool with_int8_format(TensorType type, Fn&& fn) {
     case TensorType::kQ8_0: fn(IntQ8_0{}); return true;
     default: return false;
   }
-}
-
-template <class F, int kMaxTokens, int kRows>
-void launch_gemv_int8_split_rows(const uint8_t* w, int64_t rows, int64_t cols, int64_t row_bytes, const int8_t* xq,
-                                 const float* xd, int n_tokens, float* y, bool accumulate, cudaStream_t stream) {
-  gemv_int8_split_kernel<F, kMaxTokens, kRows><<<blocks_for(rows, kRows), kGemvWarps * 32, 0, stream>>>(
-      w, rows, cols, row_bytes, xq, xd, n_tokens, y, accumulate);
-}
-
-template <class F>
-cudaError_t launch_gemv_int8_split(const void* w, int64_t rows, int64_t cols, const int8_t* xq, const float* xd,
-                                   int n_tokens, float* y, bool accumulate, cudaStream_t stream) {
-  const auto* wb = static_cast<const uint8_t*>(w);
-  const int64_t rb = static_cast<int64_t>(split_row_bytes_for(F::kQuantBytes, cols));
-  if (n_tokens == 1)
-    launch_gemv_int8_split_rows<F, 1, 4>(wb, rows, cols, rb, xq, xd, 1, y, accumulate, stream);
-  else if (n_tokens <= 4)
-    launch_gemv_int8_split_rows<F, 4, 4>(wb, rows, cols, rb, xq, xd, n_tokens, y, accumulate, stream);
-  else
-    launch_gemv_int8_split_rows<F, kGemvMaxRows, 2>(wb, rows, cols, rb, xq, xd, n_tokens, y, accumulate, stream);
-  return cudaGetLastError();
 }
 
 template <class Fn>
@@ -432,7 +422,10 @@ cudaError_t gemv(TensorType type, const void* w, int64_t rows, int64_t cols, con
   cudaError_t err = cudaErrorInvalidValue;
   with_format(type, [&](auto f) {
     using F = decltype(f);
-    if (cols % F::kElems == 0) err = launch_gemv<F>(w, rows, cols, x, n_tokens, y, accumulate, stream);
+    if (cols % F::kElems == 0)
+      err = launch_for_tokens<FloatGemv<F>>({static_cast<const uint8_t*>(w), rows, cols, cols / F::kElems * F::kBytes,
+                                             x, nullptr, nullptr, n_tokens, y, accumulate},
+                                            stream);
   });
   return err;
 }
@@ -455,7 +448,10 @@ cudaError_t gemv_int8(TensorType type, const void* w, int64_t rows, int64_t cols
   cudaError_t err = cudaErrorInvalidValue;
   with_int8_format(type, [&](auto f) {
     using F = decltype(f);
-    if (cols % F::kElems == 0) err = launch_gemv_int8<F>(w, rows, cols, xq, xd, n_tokens, y, accumulate, stream);
+    if (cols % F::kElems == 0)
+      err = launch_for_tokens<Int8Gemv<F>>({static_cast<const uint8_t*>(w), rows, cols, cols / F::kElems * F::kBytes,
+                                            nullptr, xq, xd, n_tokens, y, accumulate},
+                                           stream);
   });
   return err;
 }
@@ -495,7 +491,11 @@ cudaError_t gemv_int8_split(TensorType type, const void* w, int64_t rows, int64_
   if (n_tokens < 1 || n_tokens > kGemvMaxRows || cols % kActBlock != 0) return cudaErrorInvalidValue;
   cudaError_t err = cudaErrorInvalidValue;
   with_split_format(type, [&](auto f) {
-    err = launch_gemv_int8_split<decltype(f)>(w, rows, cols, xq, xd, n_tokens, y, accumulate, stream);
+    using F = decltype(f);
+    err = launch_for_tokens<Int8SplitGemv<F>>(
+        {static_cast<const uint8_t*>(w), rows, cols, static_cast<int64_t>(split_row_bytes_for(F::kQuantBytes, cols)),
+         nullptr, xq, xd, n_tokens, y, accumulate},
+        stream);
   });
   return err;
 }
