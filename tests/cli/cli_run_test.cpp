@@ -1,4 +1,4 @@
-// End-to-end checks of `frugal run`, `frugal perplexity` and `frugal tokenize`
+// End-to-end checks of `frugal run`, `perplexity`, `tokenize` and `bench`
 // through the real binary, against the transformers references.
 #include <gtest/gtest.h>
 
@@ -101,6 +101,34 @@ TEST(CliTokenize, MatchesReferencePromptIds) {
   auto r = run_cli({"tokenize", "-m", kBf16, "-p", p["prompt"], "--bos"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, join_ids(p["prompt_ids"].get<std::vector<int>>()) + "\n");
+}
+
+// `frugal bench --json`: the keys llama-bench users read, and the batched
+// test through the serving scheduler generating every token it was asked for.
+TEST(CliBench, JsonHasEveryTestAndTheBatchedRun) {
+  auto r = run_cli({"bench", "-m", kBf16, "-p", "16", "-n", "8", "-r", "1", "--membw-gbps", "10", "--parallel", "4",
+                    "--batch-prompt", "8", "--batch-gen", "6", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j.size(), 3u) << r.out;
+  EXPECT_EQ(j[0]["test"], "pp16");
+  EXPECT_EQ(j[1]["test"], "tg8");
+  EXPECT_EQ(j[2]["test"], "pp8+tg6x4");
+  for (const auto& t : j) {
+    for (const char* key : {"n_prompt", "n_gen", "threads", "tok_s_median", "tok_s_min", "tok_s_max", "gbps",
+                            "roofline_frac", "parallel", "decode_tok_s"})
+      EXPECT_TRUE(t.contains(key)) << key << " in " << t.dump();
+    EXPECT_GT(t["tok_s_median"].get<double>(), 0.0) << t.dump();
+    EXPECT_LE(t["tok_s_min"].get<double>(), t["tok_s_max"].get<double>());
+  }
+  EXPECT_EQ(j[2]["parallel"], 4);
+  EXPECT_EQ(j[2]["n_gen"], 6);
+  EXPECT_GT(j[2]["decode_tok_s"].get<double>(), 0.0);
+  EXPECT_NEAR(j[1]["roofline_frac"].get<double>(), j[1]["gbps"].get<double>() / 10.0, 1e-3);
+
+  auto bad = run_cli({"bench", "-m", kBf16, "--parallel", "-2"});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_FALSE(bad.signaled);
 }
 
 }  // namespace

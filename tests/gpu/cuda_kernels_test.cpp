@@ -127,8 +127,10 @@ class CudaInt8Gemv : public ::testing::TestWithParam<TensorType> {};
 
 TEST_P(CudaInt8Gemv, MatchesReferenceOnQuantizedActivations) {
   const TensorType type = GetParam();
-  const int64_t rows = 45, cols = 384;
-  ASSERT_TRUE(int8_gemv_supported(type));
+  // 17 super-blocks: 136 units per row, more than one block's threads.
+  const int64_t rows = 45, cols = 17 * 256;
+  const bool gguf_int8 = int8_gemv_supported(type), split = split_layout_supported(type);
+  ASSERT_TRUE(gguf_int8 || split);
   const std::vector<float> w_src = random_floats(rows * cols, 9, 0.05f);
   const size_t row_bytes = quant::row_size(type, cols);
   std::vector<uint8_t> packed(row_bytes * rows);
@@ -138,8 +140,7 @@ TEST_P(CudaInt8Gemv, MatchesReferenceOnQuantizedActivations) {
     ASSERT_TRUE(quant::dequantize_row(type, packed.data() + r * row_bytes, w_ref.data() + r * cols, cols).ok());
   }
   DeviceBuffer<uint8_t> dw(packed);
-  // The split layout (Q4_0, Q8_0): repacked on the host, dequantized and multiplied on the device.
-  const bool split = split_layout_supported(type);
+  // The device layout: repacked on the host, dequantized and multiplied on the device.
   std::vector<uint8_t> split_rows(split ? split_row_bytes(type, cols) * rows : 1);
   if (split) {
     ASSERT_TRUE(repack_split_rows(type, packed.data(), rows, cols, split_rows.data()));
@@ -176,8 +177,9 @@ TEST_P(CudaInt8Gemv, MatchesReferenceOnQuantizedActivations) {
     }
     const std::vector<float> y0 = random_floats(n * rows, 400 + n);
     DeviceBuffer<float> dy(y0);
-    for (int variant = 0; variant < (split ? 4 : 2); ++variant) {
+    for (int variant = 0; variant < 4; ++variant) {
       const bool accumulate = variant % 2 == 1, use_split = variant >= 2;
+      if (use_split ? !split : !gguf_int8) continue;
       SCOPED_TRACE(use_split ? "split layout" : "GGUF layout");
       ASSERT_EQ(cudaMemcpy(dy.ptr, y0.data(), y0.size() * 4, cudaMemcpyHostToDevice), cudaSuccess);
       if (use_split)
@@ -191,7 +193,8 @@ TEST_P(CudaInt8Gemv, MatchesReferenceOnQuantizedActivations) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Formats, CudaInt8Gemv,
-                         ::testing::Values(TensorType::kQ4_0, TensorType::kQ5_0, TensorType::kQ8_0),
+                         ::testing::Values(TensorType::kQ4_0, TensorType::kQ5_0, TensorType::kQ8_0,
+                                           TensorType::kQ4_K, TensorType::kQ6_K),
                          [](const auto& info) { return std::string(tensor_type_name(info.param)); });
 
 TEST(CudaKernels, Int8GemvRejectsWhatItDoesNotRun) {
@@ -204,6 +207,11 @@ TEST(CudaKernels, Int8GemvRejectsWhatItDoesNotRun) {
   EXPECT_EQ(split_row_bytes(TensorType::kQ4_0, 48), 0u);
   EXPECT_EQ(split_row_bytes(TensorType::kQ4_0, 4096), 4096u / 32 * 18);
   EXPECT_EQ(split_row_bytes(TensorType::kQ8_0, 32), 48u) << "34 bytes padded to 16";
+  EXPECT_EQ(split_row_bytes(TensorType::kQ4_K, 512), 288u) << "the GGUF row";
+  EXPECT_EQ(split_row_bytes(TensorType::kQ6_K, 256), 224u) << "210 bytes padded to 16";
+  EXPECT_EQ(split_row_bytes(TensorType::kQ6_K, 288), 0u);
+  EXPECT_FALSE(split_layout_supported(TensorType::kF16));
+  EXPECT_NE(gemv_int8_split(TensorType::kQ4_K, nullptr, 1, 288, nullptr, nullptr, 1, nullptr, false, nullptr), cudaSuccess);
   EXPECT_NE(gemv_int8_split(TensorType::kQ5_0, nullptr, 1, 64, nullptr, nullptr, 1, nullptr, false, nullptr), cudaSuccess);
 }
 

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -262,19 +263,22 @@ TEST(CudaModel, MultiSequenceBatchMatchesSingleSequences) {
 // With the GPU nearly full, loading fails with a status naming the bytes
 // needed and free instead of crashing.
 TEST(CudaModel, OutOfMemoryIsAStatusWithBytes) {
-  size_t free_b = 0, total_b = 0;
-  ASSERT_EQ(cudaMemGetInfo(&free_b, &total_b), cudaSuccess);
-  void* hog = nullptr;
-  for (size_t leave = size_t{4} << 20; hog == nullptr && leave < free_b; leave *= 2)
-    if (cudaMalloc(&hog, free_b - leave) != cudaSuccess) {
-      hog = nullptr;
-      (void)cudaGetLastError();
-    }
-  ASSERT_NE(hog, nullptr);
   auto m = Model::load(shared_path("models/gguf/tiny-llama-target-bf16.gguf"));  // a fresh, not yet uploaded model
   ASSERT_TRUE(m.ok()) << m.status().to_string();
+  size_t free_b = 0, total_b = 0;
+  ASSERT_EQ(cudaMemGetInfo(&free_b, &total_b), cudaSuccess);
+  // The hog is freed on every way out, so a failing check here cannot starve the tests after it.
+  std::unique_ptr<void, decltype(&cudaFree)> hog(nullptr, &cudaFree);
+  for (size_t leave = size_t{4} << 20; !hog && leave < free_b; leave *= 2) {
+    void* p = nullptr;
+    if (cudaMalloc(&p, free_b - leave) == cudaSuccess)
+      hog.reset(p);
+    else
+      (void)cudaGetLastError();
+  }
+  ASSERT_TRUE(hog);
   auto ctx = InferenceContext::create(**m, gpu());
-  cudaFree(hog);
+  hog.reset();
   ASSERT_FALSE(ctx.ok());
   const std::string msg = ctx.status().to_string();
   EXPECT_EQ(ctx.status().code(), ErrorCode::kResourceExhausted) << msg;

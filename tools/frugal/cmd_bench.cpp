@@ -8,9 +8,12 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cli_commands.h"
+#include "engine/metrics.h"
+#include "engine/scheduler.h"
 #include "frugal/model.h"
 #include "frugal/system.h"
 
@@ -29,6 +32,8 @@ struct BenchArgs {
   double membw_gbps = 0;
   std::string device = "cpu";
   int gpu_layers = -1;
+  int parallel = 0;  // > 0: the batched test through the serving scheduler
+  int batch_prompt = 128, batch_gen = 128;
 };
 
 struct TestResult {
@@ -36,6 +41,8 @@ struct TestResult {
   int n_prompt = 0, n_gen = 0, threads = 0;
   double median = 0, min = 0, max = 0;
   double gbps = 0, roofline_frac = 0, gflops = 0;
+  int parallel = 1;
+  double decode_tok_s = 0;  // batched test: output tokens per second once every sequence has its first token
 };
 
 double seconds(std::chrono::steady_clock::time_point t0) {
@@ -51,6 +58,63 @@ TestResult summarize(std::string name, std::vector<double> tok_s) {
   r.min = tok_s.front();
   r.max = tok_s.back();
   return r;
+}
+
+// The batched test: `parallel` requests submitted at once to the serving
+// scheduler (continuous batching, chunked prefill), each a random
+// batch_prompt-token prompt and batch_gen greedy tokens past any end token.
+// tok/s counts output tokens over the whole run, prefill included, as
+// serving benchmarks do; decode_tok_s only the steps after the last
+// sequence's first token.
+Expected<double> run_batched_once(const Model& m, InferenceContext& ctx, const BenchArgs& a, std::mt19937& rng,
+                                  double& decode_tok_s) {
+  engine::EngineMetrics metrics(m.info().name);
+  engine::Scheduler sched(m, ctx, metrics, {.max_waiting = a.parallel});
+  std::uniform_int_distribution<int32_t> tok(0, m.info().n_vocab - 1);
+  std::vector<std::shared_ptr<engine::RequestStream>> streams;
+  sched.start();
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < a.parallel; ++i) {
+    engine::GenerationRequest req;
+    req.choices.push_back({.prompt = std::vector<int32_t>(a.batch_prompt), .seed = uint64_t(i)});
+    for (auto& t : req.choices.back().prompt) t = tok(rng);
+    req.sampling.temperature = 0.0f;
+    req.max_tokens = a.batch_gen;
+    req.ignore_eos = true;
+    auto s = sched.submit(std::move(req));
+    if (!s.ok()) return s.status();
+    streams.push_back(*s);
+  }
+  // Every stream is polled in turn, so first tokens are timed as they come.
+  double last_first_token = 0;
+  std::vector<engine::ChoiceEvent> events;
+  std::vector<bool> done(streams.size()), started(streams.size());
+  int64_t generated = 0;
+  for (size_t left = streams.size(); left > 0;) {
+    bool progress = false;
+    for (size_t i = 0; i < streams.size(); ++i) {
+      if (done[i]) continue;
+      events.clear();
+      const auto r = streams[i]->wait(events, std::chrono::milliseconds(0));
+      for (const auto& e : events) {
+        if (!started[i] && !e.tokens.empty()) started[i] = true, last_first_token = seconds(t0);
+        generated += static_cast<int64_t>(e.tokens.size());
+      }
+      progress = progress || !events.empty();
+      if (r == engine::RequestStream::WaitResult::kFinished) {
+        if (!streams[i]->status().ok()) return streams[i]->status();
+        done[i] = true, --left, progress = true;
+      }
+    }
+    if (!progress) std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  const double total = seconds(t0);
+  sched.stop();
+  if (generated != int64_t{a.parallel} * a.batch_gen)
+    return internal_error("batched test generated " + std::to_string(generated) + " tokens, expected " +
+                          std::to_string(int64_t{a.parallel} * a.batch_gen));
+  decode_tok_s = total > last_first_token ? a.parallel * (a.batch_gen - 1) / (total - last_first_token) : 0;
+  return generated / total;
 }
 
 int run(const BenchArgs& a) {
@@ -134,6 +198,38 @@ int run(const BenchArgs& a) {
     res.roofline_frac = membw > 0 ? res.gbps / membw : 0;
     results.push_back(res);
   }
+  if (a.parallel > 0) {
+    auto bctx = InferenceContext::create(
+        m, {.max_sequences = a.parallel, .max_context = a.batch_prompt + a.batch_gen + 1,
+            .max_batch_tokens = std::max(512, a.parallel), .device = *parse_device(a.device),
+            .gpu_layers = a.gpu_layers});
+    if (!bctx.ok()) {
+      std::fprintf(stderr, "error: %s\n", bctx.status().to_string().c_str());
+      return 1;
+    }
+    std::vector<double> tok_s, decode;
+    for (int r = -1; r < a.reps; ++r) {
+      double d = 0;
+      auto rate = run_batched_once(m, **bctx, a, rng, d);
+      if (!rate.ok()) {
+        std::fprintf(stderr, "error: %s\n", rate.status().to_string().c_str());
+        return 1;
+      }
+      if (r >= 0) tok_s.push_back(*rate), decode.push_back(d);
+    }
+    TestResult res = summarize("pp" + std::to_string(a.batch_prompt) + "+tg" + std::to_string(a.batch_gen) + "x" +
+                                   std::to_string(a.parallel),
+                               tok_s);
+    std::sort(decode.begin(), decode.end());
+    res.n_prompt = a.batch_prompt;
+    res.n_gen = a.batch_gen;
+    res.parallel = a.parallel;
+    res.decode_tok_s = decode[decode.size() / 2];
+    // Each decode step streams the weights once for all sequences.
+    res.gbps = info.decode_bytes_per_token * res.decode_tok_s / a.parallel / 1e9;
+    res.roofline_frac = membw > 0 ? res.gbps / membw : 0;
+    results.push_back(res);
+  }
   for (auto& r : results) r.threads = threads;
 
   if (a.json) {
@@ -144,11 +240,12 @@ int run(const BenchArgs& a) {
           "  {\"model\": \"%s\", \"type\": \"%s\", \"size_bytes\": %llu, \"n_params\": %lld, "
           "\"test\": \"%s\", \"n_prompt\": %d, \"n_gen\": %d, \"threads\": %d, \"reps\": %d, "
           "\"tok_s_median\": %.3f, \"tok_s_min\": %.3f, \"tok_s_max\": %.3f, \"gbps\": %.3f, "
-          "\"roofline_frac\": %.4f, \"gflops\": %.2f, \"membw_gbps\": %.2f, \"isa\": \"%s\"}%s\n",
+          "\"roofline_frac\": %.4f, \"gflops\": %.2f, \"membw_gbps\": %.2f, \"isa\": \"%s\", "
+          "\"parallel\": %d, \"decode_tok_s\": %.3f}%s\n",
           info.name.c_str(), info.weight_type.c_str(), (unsigned long long)info.weight_bytes,
           (long long)info.n_params, r.test.c_str(), r.n_prompt, r.n_gen, r.threads, a.reps, r.median,
-          r.min, r.max, r.gbps, r.roofline_frac, r.gflops, membw, kernel_isa_name().c_str(),
-          i + 1 < results.size() ? "," : "");
+          r.min, r.max, r.gbps, r.roofline_frac, r.gflops, membw, kernel_isa_name().c_str(), r.parallel,
+          r.decode_tok_s, i + 1 < results.size() ? "," : "");
     }
     std::printf("]\n");
     return 0;
@@ -162,8 +259,13 @@ int run(const BenchArgs& a) {
     std::printf("| %s | %.2f | %.2f - %.2f | %s | %s | %s |\n", r.test.c_str(), r.median, r.min, r.max,
                 r.n_gen ? std::to_string(r.gbps).substr(0, 5).c_str() : "-",
                 r.n_gen ? (std::to_string(r.roofline_frac * 100).substr(0, 4) + "%").c_str() : "-",
-                r.n_prompt ? std::to_string(r.gflops).substr(0, 6).c_str() : "-");
+                r.n_prompt && r.parallel == 1 ? std::to_string(r.gflops).substr(0, 6).c_str() : "-");
   }
+  for (const auto& r : results)
+    if (r.parallel > 1)
+      std::printf("%s: %d requests at once; output tok/s over the whole run (prefill included); decode phase %.1f tok/s "
+                  "(GB/s and roofline: weight streaming during decode)\n",
+                  r.test.c_str(), r.parallel, r.decode_tok_s);
   return 0;
 }
 
@@ -182,6 +284,13 @@ void add_bench_command(CLI::App& app, CommandRegistry& reg) {
   cmd->add_flag("--membw", a->membw, "Measure this machine's read bandwidth and exit");
   cmd->add_option("--device", a->device, "Where the layers run: cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
   cmd->add_option("--gpu-layers", a->gpu_layers, "With --device cuda: first N layers on the GPU, the rest on the CPU (-1: all)")->capture_default_str();
+  cmd->add_option("--parallel", a->parallel,
+                  "Also run N requests at once through the serving scheduler (the ppP+tgGxN test)")
+      ->check(CLI::Range(0, 4096));
+  cmd->add_option("--batch-prompt", a->batch_prompt, "Prompt tokens per request of the batched test")
+      ->check(CLI::Range(1, 1 << 20))->capture_default_str();
+  cmd->add_option("--batch-gen", a->batch_gen, "Generated tokens per request of the batched test")
+      ->check(CLI::Range(1, 1 << 20))->capture_default_str();
   cmd->add_option("--membw-gbps", a->membw_gbps, "Use this read bandwidth for the roofline instead of measuring");
   cmd->callback([a, &reg] { reg.exit_code = run(*a); });
 }

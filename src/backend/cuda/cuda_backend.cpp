@@ -103,7 +103,7 @@ bool int8_gemv_enabled() {
   return !(g && std::strcmp(g, "0") == 0);
 }
 
-// Q4_0 / Q8_0 go to the GPU in the split layout when the 8-bit GEMVs are on.
+// Q4_0 / Q8_0 / Q4_K / Q6_K go to the GPU in their device layouts when the 8-bit GEMVs are on.
 bool upload_split(const WeightMatrix& w) {
   return int8_gemv_enabled() && cuda::split_layout_supported(w.type) && cuda::split_row_bytes(w.type, w.cols) > 0;
 }
@@ -277,7 +277,8 @@ Status CudaContext::prepare_q8(const float* x, int n, int64_t cols, std::initial
                                Q8Input& out) {
   out = {};
   if (!use_int8_ || n > cuda::kGemvMaxRows || cols % 32 != 0) return Status::Ok();
-  if (std::none_of(ws.begin(), ws.end(), [](const DeviceMatrix* w) { return cuda::int8_gemv_supported(w->type); }))
+  if (std::none_of(ws.begin(), ws.end(),
+                   [](const DeviceMatrix* w) { return w->split || cuda::int8_gemv_supported(w->type); }))
     return Status::Ok();
   CUDA_TRY(cuda::quantize_activations_q8(x, n, cols, act_q8_, act_q8_scale_, stream_), "activation quantization");
   out = {act_q8_, act_q8_scale_};

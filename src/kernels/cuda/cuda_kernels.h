@@ -36,12 +36,13 @@ cudaError_t quantize_activations_q8(const float* x, int n_tokens, int64_t cols, 
 cudaError_t gemv_int8(TensorType type, const void* w, int64_t rows, int64_t cols, const int8_t* xq,
                       const float* xd, int n_tokens, float* y, bool accumulate, cudaStream_t stream);
 
-// Split layout of Q4_0 / Q8_0 weights on the device: each row holds its
-// blocks' quants back to back (16 / 32 bytes each), then their fp16 scales,
-// padded to 16 bytes; split_row_bytes() gives the row stride (0: no split
-// layout for the type or width). The GGUF block (18 / 34 bytes) only keeps
-// 2-byte alignment, so decode GEMVs on it need 2-byte loads; this layout
-// lets a thread fetch a block's quants in 16-byte loads.
+// Device layouts of Q4_0, Q8_0, Q4_K and Q6_K for the decode GEMVs on
+// 8-bit activations (device_layouts.cuh): Q4_0 / Q8_0 / Q6_K rows hold their
+// quants first and their scales after them, padded to 16 bytes; Q4_K keeps
+// its GGUF layout. split_row_bytes() gives the row stride (0: no device
+// layout for the type or width). The GGUF blocks of Q4_0 / Q8_0 / Q6_K only
+// keep 2-byte alignment; these layouts let a thread fetch its quants in 8-
+// and 16-byte loads.
 bool split_layout_supported(TensorType type);
 uint64_t split_row_bytes(TensorType type, int64_t cols);
 // Host-side repacking of `rows` GGUF rows into dst (rows * split_row_bytes).

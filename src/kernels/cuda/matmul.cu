@@ -3,23 +3,13 @@
 // products for the 32-element formats, and a dequantize-to-fp16 pass that
 // feeds cuBLAS for large batches.
 #include "kernels/cuda/cuda_kernels.h"
-#include "kernels/cuda/quant_formats.cuh"
-
-#include <cstring>
+#include "kernels/cuda/device_layouts.cuh"
 
 namespace frugal::cuda {
 namespace {
 
 constexpr int kGemvWarps = 4;   // warps per block, all on the block's rows
 constexpr int kGemvUnroll = 2;  // groups each thread has in flight per row
-constexpr int kActBlock = 32;   // values per scale of the 8-bit activations
-
-// Bytes of one split-layout row: the quants, then the fp16 scales, padded
-// to 16 so every row (and every block's quants) starts 16-byte aligned.
-constexpr uint64_t split_row_bytes_for(int quant_bytes, int64_t cols) {
-  const uint64_t nb = static_cast<uint64_t>(cols / kActBlock);
-  return (nb * (quant_bytes + 2) + 15) / 16 * 16;
-}
 
 // The block's per-thread partial sums of kRows rows x kMaxTokens tokens meet
 // in shared memory; y[t * rows + r0 + j] gets (or accumulates) the totals.
@@ -178,60 +168,6 @@ __global__ void quantize_act_kernel(const float* __restrict__ x, int64_t n_block
   if (lane == 0) d[b] = amax / 127.0f;
 }
 
-// Split layout (see cuda_kernels.h): one thread takes a whole 32-weight block
-// of each of the block's kRows rows per step, its quants in one or two
-// 16-byte loads and its scale from the row's scale run, instead of four
-// threads assembling 8-weight groups from 2-byte loads (the GGUF block of
-// 18 / 34 bytes only guarantees 2-byte alignment). The load instructions
-// per weight drop about sixfold, which is what bounds the GGUF-layout form.
-struct SplitQ4_0 {
-  static constexpr int kQuantBytes = 16;
-  struct Raw { uint4 q; };
-  __device__ static Raw load(const uint8_t* quants) { return {__ldg(reinterpret_cast<const uint4*>(quants))}; }
-  // Byte k of word i holds element 4i + k (low nibble) and 4i + k + 16 (high).
-  __device__ static int dot(const Raw& r, const int4& a0, const int4& a1) {
-    const uint32_t q[4] = {r.q.x, r.q.y, r.q.z, r.q.w};
-    const int lo_a[4] = {a0.x, a0.y, a0.z, a0.w}, hi_a[4] = {a1.x, a1.y, a1.z, a1.w};
-    int s = 0, sa = 0;
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      s = __dp4a(static_cast<int>(q[i] & 0x0F0F0F0Fu), lo_a[i], s);
-      s = __dp4a(static_cast<int>((q[i] >> 4) & 0x0F0F0F0Fu), hi_a[i], s);
-      sa = __dp4a(0x01010101, lo_a[i], __dp4a(0x01010101, hi_a[i], sa));
-    }
-    return s - 8 * sa;
-  }
-  // Group g (8 weights) of block b in the GGUF format's registers, for dequantization.
-  using Format = FormatQ4_0;
-  __device__ static Format::Raw load_group(const uint8_t* row, int64_t nb, int64_t b, int g) {
-    return {*reinterpret_cast<const uint32_t*>(row + b * kQuantBytes + 4 * g), load_u16(row + nb * kQuantBytes + 2 * b)};
-  }
-};
-
-struct SplitQ8_0 {
-  static constexpr int kQuantBytes = 32;
-  struct Raw { uint4 q0, q1; };
-  __device__ static Raw load(const uint8_t* quants) {
-    const uint4* p = reinterpret_cast<const uint4*>(quants);
-    return {__ldg(p), __ldg(p + 1)};
-  }
-  __device__ static int dot(const Raw& r, const int4& a0, const int4& a1) {
-    int s = __dp4a(static_cast<int>(r.q0.x), a0.x, 0);
-    s = __dp4a(static_cast<int>(r.q0.y), a0.y, s);
-    s = __dp4a(static_cast<int>(r.q0.z), a0.z, s);
-    s = __dp4a(static_cast<int>(r.q0.w), a0.w, s);
-    s = __dp4a(static_cast<int>(r.q1.x), a1.x, s);
-    s = __dp4a(static_cast<int>(r.q1.y), a1.y, s);
-    s = __dp4a(static_cast<int>(r.q1.z), a1.z, s);
-    return __dp4a(static_cast<int>(r.q1.w), a1.w, s);
-  }
-  using Format = FormatQ8_0;
-  __device__ static Format::Raw load_group(const uint8_t* row, int64_t nb, int64_t b, int g) {
-    const uint32_t* q = reinterpret_cast<const uint32_t*>(row + b * kQuantBytes + 8 * g);
-    return {q[0], q[1], load_u16(row + nb * kQuantBytes + 2 * b)};
-  }
-};
-
 template <class F, int kMaxTokens, int kRows>
 __global__ void __launch_bounds__(kGemvWarps * 32)
     gemv_int8_split_kernel(const uint8_t* __restrict__ w, int64_t rows, int64_t cols, int64_t row_bytes,
@@ -240,7 +176,7 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
   constexpr int kThreads = kGemvWarps * 32;
   const int tid = threadIdx.x;
   const int64_t r0 = static_cast<int64_t>(blockIdx.x) * kRows;
-  const int nb = static_cast<int>(cols / kActBlock);
+  const int n_units = static_cast<int>(cols / kActBlock);
   const uint8_t* row[kRows];
 #pragma unroll
   for (int j = 0; j < kRows; ++j) row[j] = w + min(r0 + j, rows - 1) * row_bytes;
@@ -250,33 +186,27 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
 #pragma unroll
     for (int t = 0; t < kMaxTokens; ++t) sum[j][t] = 0.0f;
 
-  for (int b = tid; b < nb; b += kThreads) {
+  for (int u = tid; u < n_units; u += kThreads) {
     typename F::Raw raw[kRows];
-    float dw[kRows];
 #pragma unroll
-    for (int j = 0; j < kRows; ++j) {
-      raw[j] = F::load(row[j] + static_cast<int64_t>(b) * F::kQuantBytes);
-      dw[j] = half_bits_to_float(__ldg(reinterpret_cast<const unsigned short*>(row[j] + int64_t{nb} * F::kQuantBytes) + b));
-    }
+    for (int j = 0; j < kRows; ++j) raw[j] = F::load(row[j], cols, u);
 #pragma unroll
     for (int t = 0; t < kMaxTokens; ++t) {
       if (t >= n_tokens) break;
-      const int4* xa = reinterpret_cast<const int4*>(xq + t * cols + static_cast<int64_t>(b) * kActBlock);
-      const int4 a0 = __ldg(xa), a1 = __ldg(xa + 1);
-      const float da = __ldg(xd + t * nb + b);
+      const typename F::Act a = F::load_act(xq + t * cols, xd + t * n_units, u);
 #pragma unroll
-      for (int j = 0; j < kRows; ++j) sum[j][t] += dw[j] * da * static_cast<float>(F::dot(raw[j], a0, a1));
+      for (int j = 0; j < kRows; ++j) sum[j][t] += F::dot(raw[j], a);
     }
   }
   store_row_sums<kMaxTokens, kRows>(sum, rows, r0, n_tokens, y, accumulate);
 }
 
-// One thread per 8-weight group of the split layout (coalesced stores, as
+// One thread per 8-weight group of a device layout (coalesced stores, as
 // the GGUF-layout dequantizer below).
 template <class F>
 __global__ void dequant_split_kernel(const uint8_t* __restrict__ w, int64_t rows, int64_t cols, int64_t row_bytes,
                                      __half* __restrict__ out) {
-  const int64_t n_groups = cols / 8, nb = cols / kActBlock;
+  const int64_t n_groups = cols / 8;
   const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (idx >= rows * n_groups) return;
   const int64_t r = idx / n_groups;
@@ -284,8 +214,8 @@ __global__ void dequant_split_kernel(const uint8_t* __restrict__ w, int64_t rows
   constexpr int kGroups = F::Format::kGroups;
   float wv[8];
   int c0, c1;
-  F::Format::dequant(F::load_group(w + r * row_bytes, nb, i / kGroups, i % kGroups), i % kGroups, wv, c0, c1);
-  __half* dst = out + r * cols + static_cast<int64_t>(i / kGroups) * kActBlock;
+  F::Format::dequant(F::load_group(w + r * row_bytes, cols, i / kGroups, i % kGroups), i % kGroups, wv, c0, c1);
+  __half* dst = out + r * cols + static_cast<int64_t>(i / kGroups) * F::Format::kElems;
   __half2 h[4] = {__floats2half2_rn(wv[0], wv[1]), __floats2half2_rn(wv[2], wv[3]),
                   __floats2half2_rn(wv[4], wv[5]), __floats2half2_rn(wv[6], wv[7])};
   reinterpret_cast<uint2*>(dst + c0)[0] = *reinterpret_cast<uint2*>(&h[0]);
@@ -381,6 +311,8 @@ bool with_split_format(TensorType type, Fn&& fn) {
   switch (type) {
     case TensorType::kQ4_0: fn(SplitQ4_0{}); return true;
     case TensorType::kQ8_0: fn(SplitQ8_0{}); return true;
+    case TensorType::kQ4_K: fn(SplitQ4_K{}); return true;
+    case TensorType::kQ6_K: fn(SplitQ6_K{}); return true;
     default: return false;
   }
 }
@@ -462,54 +394,48 @@ bool split_layout_supported(TensorType type) {
 
 uint64_t split_row_bytes(TensorType type, int64_t cols) {
   uint64_t bytes = 0;
-  with_split_format(type, [&](auto f) { bytes = split_row_bytes_for(decltype(f)::kQuantBytes, cols); });
-  return cols % kActBlock == 0 ? bytes : 0;
+  with_split_format(type, [&](auto f) {
+    using F = decltype(f);
+    if (cols > 0 && cols % F::Format::kElems == 0) bytes = F::row_bytes(cols);
+  });
+  return bytes;
 }
 
 bool repack_split_rows(TensorType type, const void* src, int64_t rows, int64_t cols, void* dst) {
   const uint64_t out_row = split_row_bytes(type, cols);
   if (out_row == 0) return false;
-  const int quant_bytes = type == TensorType::kQ4_0 ? 16 : 32;
-  const int64_t nb = cols / kActBlock;
-  const int64_t in_block = 2 + quant_bytes;  // GGUF block: fp16 scale, then the quants
-  const auto* in = static_cast<const uint8_t*>(src);
-  auto* out = static_cast<uint8_t*>(dst);
-  for (int64_t r = 0; r < rows; ++r) {
-    const uint8_t* ir = in + r * nb * in_block;
-    uint8_t* orow = out + r * out_row;
-    std::memset(orow, 0, out_row);
-    for (int64_t b = 0; b < nb; ++b) {
-      std::memcpy(orow + b * quant_bytes, ir + b * in_block + 2, quant_bytes);
-      std::memcpy(orow + nb * quant_bytes + 2 * b, ir + b * in_block, 2);
-    }
-  }
+  with_split_format(type, [&](auto f) {
+    using F = decltype(f);
+    const int64_t in_row = cols / F::Format::kElems * F::Format::kBytes;
+    for (int64_t r = 0; r < rows; ++r)
+      F::repack_row(static_cast<const uint8_t*>(src) + r * in_row, cols, static_cast<uint8_t*>(dst) + r * out_row);
+  });
   return true;
 }
 
 cudaError_t gemv_int8_split(TensorType type, const void* w, int64_t rows, int64_t cols, const int8_t* xq,
                             const float* xd, int n_tokens, float* y, bool accumulate, cudaStream_t stream) {
-  if (n_tokens < 1 || n_tokens > kGemvMaxRows || cols % kActBlock != 0) return cudaErrorInvalidValue;
+  const uint64_t row_bytes = split_row_bytes(type, cols);
+  if (n_tokens < 1 || n_tokens > kGemvMaxRows || row_bytes == 0) return cudaErrorInvalidValue;
   cudaError_t err = cudaErrorInvalidValue;
   with_split_format(type, [&](auto f) {
-    using F = decltype(f);
-    err = launch_for_tokens<Int8SplitGemv<F>>(
-        {static_cast<const uint8_t*>(w), rows, cols, static_cast<int64_t>(split_row_bytes_for(F::kQuantBytes, cols)),
-         nullptr, xq, xd, n_tokens, y, accumulate},
-        stream);
+    err = launch_for_tokens<Int8SplitGemv<decltype(f)>>({static_cast<const uint8_t*>(w), rows, cols,
+                                                          static_cast<int64_t>(row_bytes), nullptr, xq, xd, n_tokens,
+                                                          y, accumulate},
+                                                         stream);
   });
   return err;
 }
 
 cudaError_t dequantize_split_to_f16(TensorType type, const void* w, int64_t rows, int64_t cols, __half* out,
                                     cudaStream_t stream) {
-  if (cols % kActBlock != 0) return cudaErrorInvalidValue;
+  const uint64_t row_bytes = split_row_bytes(type, cols);
+  if (row_bytes == 0) return cudaErrorInvalidValue;
   cudaError_t err = cudaErrorInvalidValue;
   with_split_format(type, [&](auto f) {
-    using F = decltype(f);
     const int64_t n = rows * (cols / 8);
-    dequant_split_kernel<F><<<blocks_for(n, 256), 256, 0, stream>>>(
-        static_cast<const uint8_t*>(w), rows, cols, static_cast<int64_t>(split_row_bytes_for(F::kQuantBytes, cols)),
-        out);
+    dequant_split_kernel<decltype(f)><<<blocks_for(n, 256), 256, 0, stream>>>(
+        static_cast<const uint8_t*>(w), rows, cols, static_cast<int64_t>(row_bytes), out);
     err = cudaGetLastError();
   });
   return err;
