@@ -42,6 +42,7 @@ class Sampler {
 
  private:
   void apply_penalties(std::vector<std::pair<float, int32_t>>& cand);
+  bool penalties_change_logits() const;
 
   SamplerParams params_;
   int n_vocab_;

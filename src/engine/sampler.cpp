@@ -36,11 +36,15 @@ void Sampler::accept(int32_t token) {
   if (token >= 0 && token < n_vocab_) history_.push_back(token);
 }
 
+bool Sampler::penalties_change_logits() const {
+  const SamplerParams& p = params_;
+  if (p.repetition_penalty == 1.0f && p.presence_penalty == 0.0f && p.frequency_penalty == 0.0f) return false;
+  return p.penalty_last_n != 0 && !history_.empty();
+}
+
 void Sampler::apply_penalties(std::vector<std::pair<float, int32_t>>& cand) {
   const SamplerParams& p = params_;
-  if (p.repetition_penalty == 1.0f && p.presence_penalty == 0.0f && p.frequency_penalty == 0.0f)
-    return;
-  if (p.penalty_last_n == 0 || history_.empty()) return;
+  if (!penalties_change_logits()) return;
   const size_t window = p.penalty_last_n < 0 ? history_.size()
                                              : std::min<size_t>(history_.size(), p.penalty_last_n);
   auto& counts = counts_;
@@ -56,8 +60,29 @@ void Sampler::apply_penalties(std::vector<std::pair<float, int32_t>>& cand) {
   }
 }
 
+namespace {
+
+// Index of the largest logit, the lowest one among equals (the order the
+// sorting paths below use). Eight running maxima keep the first pass off a
+// single dependency chain; a batched server samples every sequence per step.
+int32_t argmax(std::span<const float> x) {
+  float best[8];
+  std::fill(best, best + 8, -INFINITY);
+  size_t i = 0;
+  for (; i + 8 <= x.size(); i += 8)
+    for (int j = 0; j < 8; ++j) best[j] = std::max(best[j], x[i + j]);
+  float m = *std::max_element(best, best + 8);
+  for (; i < x.size(); ++i) m = std::max(m, x[i]);
+  for (size_t k = 0; k < x.size(); ++k)
+    if (x[k] == m) return static_cast<int32_t>(k);
+  return 0;  // no finite or infinite maximum (all NaN)
+}
+
+}  // namespace
+
 int32_t Sampler::sample(std::span<const float> logits) {
   const int n = std::min<int>(n_vocab_, static_cast<int>(logits.size()));
+  if (params_.temperature <= 0.0f && !penalties_change_logits()) return argmax(logits.first(n));
   auto& cand = candidates_;
   cand.resize(n);
   for (int i = 0; i < n; ++i) cand[i] = {logits[i], i};
@@ -73,7 +98,8 @@ int32_t Sampler::sample(std::span<const float> logits) {
   // top-k: keep the k best, sorted.
   size_t keep = cand.size();
   if (params_.top_k > 0 && static_cast<size_t>(params_.top_k) < keep) keep = params_.top_k;
-  std::partial_sort(cand.begin(), cand.begin() + keep, cand.end(), greater);
+  if (keep < cand.size()) std::nth_element(cand.begin(), cand.begin() + (keep - 1), cand.end(), greater);
+  std::sort(cand.begin(), cand.begin() + keep, greater);  // the top k are unique: ties go by token id
   cand.resize(keep);
 
   // Probabilities at temperature 1 decide top-p and min-p, as in llama.cpp.

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <map>
+#include <random>
 #include <set>
 #include <vector>
 
@@ -33,6 +34,32 @@ SamplerParams plain(float temp) {
 TEST(Sampler, GreedyPicksArgmaxAndLowestIdOnTies) {
   Sampler s(plain(0.0f), 5);
   EXPECT_EQ(s.sample(std::vector<float>{0.1f, 3.0f, 2.0f, 3.0f, -1.0f}), 1);
+}
+
+// The greedy path scans the logits in eight lanes plus a tail: ties placed in
+// different lanes and in the tail must still give the lowest id.
+TEST(Sampler, GreedyOnAVocabularyMatchesAScalarArgmax) {
+  const int n = 32003;
+  std::mt19937 rng(7);
+  std::normal_distribution<float> nd(0.0f, 3.0f);
+  for (int trial = 0; trial < 20; ++trial) {
+    std::vector<float> logits(n);
+    for (float& v : logits) v = nd(rng);
+    const float top = 40.0f + trial;
+    for (int k : {n - 1 - trial, 5 + 3 * trial, 1000 * trial + 1}) logits[k] = top;  // three tied maxima
+    if (trial % 4 == 0) logits[0] = -INFINITY;
+    int ref = 0;
+    for (int i = 1; i < n; ++i)
+      if (logits[i] > logits[ref]) ref = i;
+    Sampler s(plain(0.0f), n);
+    EXPECT_EQ(s.sample(logits), ref) << "trial " << trial;
+  }
+}
+
+TEST(Sampler, TopKBreaksTiesAtTheBoundaryByLowestId) {
+  auto p = plain(0.05f);  // near-greedy within the kept set
+  p.top_k = 2;
+  EXPECT_EQ(drawn_set(p, {1.0f, 5.0f, 5.0f, 5.0f, 0.0f}), (std::set<int32_t>{1, 2}));
 }
 
 TEST(Sampler, TopKKeepsOnlyKBest) {

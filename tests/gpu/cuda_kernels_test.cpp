@@ -344,18 +344,28 @@ INSTANTIATE_TEST_SUITE_P(Pairings, CudaRope, ::testing::Values(false, true),
                          [](const auto& info) { return info.param ? "NeoX" : "Interleaved"; });
 
 struct AttnCase {
-  int hd, group, splits_mode;  // splits_mode 0: one block per entry, 1: split positions
+  int hd, group, splits_mode;  // 0: one block per entry, 1: split positions, 2: tiles on tensor cores
 };
 class CudaAttention : public ::testing::TestWithParam<AttnCase> {};
 
 // Paged causal attention against a double-precision softmax over the same
-// fp16 cache contents; entries of two sequences at different positions.
+// fp16 cache contents; entries of two sequences at different positions. The
+// tile mode gets a prefill-like batch: a 70-entry run of one sequence (more
+// than one tile, not starting at 0), a lone entry, a 41-entry run of the other
+// from position 0 (tiles of 64 / group entries).
 TEST_P(CudaAttention, MatchesReferenceSoftmax) {
   const auto [hd, group, split_mode] = GetParam();
   const int n_kv = 2, n_head = n_kv * group, bt = 16, n_blocks = 40, per_seq = 20;
   std::vector<int32_t> tables(2 * per_seq);
   for (int i = 0; i < 2 * per_seq; ++i) tables[i] = (i * 7 + 3) % n_blocks;  // a permutation of the blocks
-  const std::vector<int32_t> pos = {0, 150, 300, 63}, offs = {0, 0, per_seq, per_seq};
+  std::vector<int32_t> pos = {0, 150, 300, 63}, offs = {0, 0, per_seq, per_seq}, seq = {0, 0, 1, 1};
+  if (split_mode == 2) {
+    pos.clear(), offs.clear(), seq.clear();
+    for (int p = 100; p < 170; ++p) pos.push_back(p), offs.push_back(0), seq.push_back(0);
+    pos.push_back(300), offs.push_back(per_seq), seq.push_back(1);
+    pos.push_back(5), offs.push_back(0), seq.push_back(2);  // another sequence sharing seq 0's table
+    for (int p = 0; p <= 40; ++p) pos.push_back(p), offs.push_back(per_seq), seq.push_back(1);
+  }
   const int n = static_cast<int>(pos.size());
   const size_t cache = size_t(n_blocks) * n_kv * bt * hd;
   std::vector<__half> keys(cache), values(cache);
@@ -369,8 +379,21 @@ TEST_P(CudaAttention, MatchesReferenceSoftmax) {
   DeviceBuffer<float> dq(q), out(n * n_head * hd), partial(n * n_head * splits * (hd + 2));
   DeviceBuffer<int32_t> dpos(pos), doff(offs), dtab(tables);
   const float scale = 1.0f / std::sqrt(float(hd));
-  ASSERT_CUDA(attention(dq.ptr, {dk.ptr, dvv.ptr, n_kv, hd, bt}, {dpos.ptr, doff.ptr, dtab.ptr}, n, n_head, scale,
-                        splits, partial.ptr, out.ptr, nullptr));
+  double tolerance = 2e-4;
+  if (split_mode == 2) {
+    ASSERT_TRUE(attention_prefill_supported(hd, group));
+    std::vector<int32_t> tiles(2 * n);
+    const int n_tiles = attention_prefill_tiles(seq.data(), n, group, tiles.data());
+    const int per_tile = 64 / group;
+    ASSERT_EQ(n_tiles, (70 + per_tile - 1) / per_tile + 2 + (41 + per_tile - 1) / per_tile);
+    DeviceBuffer<int32_t> dtiles(tiles);
+    ASSERT_CUDA(attention_prefill(dq.ptr, {dk.ptr, dvv.ptr, n_kv, hd, bt}, {dpos.ptr, doff.ptr, dtab.ptr},
+                                  dtiles.ptr, n_tiles, n_head, scale, out.ptr, nullptr));
+    tolerance = 2e-3;  // fp16 queries and probabilities
+  } else {
+    ASSERT_CUDA(attention(dq.ptr, {dk.ptr, dvv.ptr, n_kv, hd, bt}, {dpos.ptr, doff.ptr, dtab.ptr}, n, n_head, scale,
+                          splits, partial.ptr, out.ptr, nullptr));
+  }
   ASSERT_CUDA(cudaDeviceSynchronize());
   const auto got = out.download();
   for (int e = 0; e < n; ++e)
@@ -393,18 +416,23 @@ TEST_P(CudaAttention, MatchesReferenceSoftmax) {
           const size_t off = ((size_t(tables[offs[e] + t / bt]) * n_kv + kvh) * bt + t % bt) * hd;
           a += sc[t] * __half2float(values[off + d]);
         }
-        ASSERT_NEAR(got[(e * n_head + h) * hd + d], a / sum, 2e-4) << "entry " << e << " head " << h << " dim " << d;
+        ASSERT_NEAR(got[(e * n_head + h) * hd + d], a / sum, tolerance)
+            << "entry " << e << " head " << h << " dim " << d;
       }
     }
 }
 
+std::string attn_case_name(const AttnCase& c) {
+  const char* mode = c.splits_mode == 0 ? "_whole" : c.splits_mode == 1 ? "_split" : "_tiles";
+  return "hd" + std::to_string(c.hd) + "_group" + std::to_string(c.group) + mode;
+}
+
 INSTANTIATE_TEST_SUITE_P(Shapes, CudaAttention,
                          ::testing::Values(AttnCase{64, 3, 0}, AttnCase{64, 3, 1}, AttnCase{128, 4, 0},
-                                           AttnCase{128, 4, 1}, AttnCase{32, 1, 1}, AttnCase{256, 8, 0}),
-                         [](const auto& info) {
-                           return "hd" + std::to_string(info.param.hd) + "_group" + std::to_string(info.param.group) +
-                                  (info.param.splits_mode ? "_split" : "_whole");
-                         });
+                                           AttnCase{128, 4, 1}, AttnCase{32, 1, 1}, AttnCase{256, 8, 0},
+                                           AttnCase{128, 4, 2}, AttnCase{64, 3, 2}, AttnCase{64, 1, 2},
+                                           AttnCase{128, 8, 2}),
+                         [](const auto& info) { return attn_case_name(info.param); });
 
 TEST(CudaKernels, CopyKvBlock) {
   const int n_kv = 2, hd = 64, bt = 16, n_blocks = 4;

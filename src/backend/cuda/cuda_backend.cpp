@@ -129,6 +129,7 @@ class CudaModel final : public DeviceModel {
 struct StepBuffers {
   float *x = nullptr, *cos = nullptr, *sin = nullptr;
   int32_t *pos = nullptr, *table_offset = nullptr, *out_rows = nullptr, *tables = nullptr;
+  int32_t* attn_tiles = nullptr;  // (first entry, count) pairs for attention_prefill
 };
 
 // 8-bit quants of a matmul input (cuda::quantize_activations_q8), or none.
@@ -188,8 +189,11 @@ class CudaContext final : public DeviceContext {
   void* host_ = nullptr;
   StepBuffers hs_, ds_;  // pinned host / device
   std::vector<int32_t> seq_offset_;
+  std::vector<int32_t> entry_seq_;  // sequence id per batch entry (tiles of the prefill attention)
+  int n_attn_tiles_ = 0;            // > 0: this step's attention runs in tiles on tensor cores
   std::map<uint64_t, cudaGraphExec_t> graphs_;
   bool use_graphs_ = true;
+  bool use_tile_attention_ = true;  // FRUGAL_CUDA_TILE_ATTN=0: the per-entry kernel for every batch
   bool use_int8_ = true;  // FRUGAL_CUDA_INT8=0: fp32-activation GEMVs only (for comparisons)
 };
 
@@ -202,6 +206,7 @@ Status CudaContext::init(std::shared_ptr<DeviceModel> weights, const ModelDesc& 
   md_.layers.clear();
   opt_ = o;
   if (const char* g = std::getenv("FRUGAL_CUDA_GRAPHS"); g && std::strcmp(g, "0") == 0) use_graphs_ = false;
+  if (const char* g = std::getenv("FRUGAL_CUDA_TILE_ATTN"); g && std::strcmp(g, "0") == 0) use_tile_attention_ = false;
   use_int8_ = int8_gemv_enabled();
   CUDA_TRY(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
   CUBLAS_TRY(cublasCreate(&cublas_), "cublasCreate");
@@ -226,7 +231,7 @@ Status CudaContext::init(std::shared_ptr<DeviceModel> weights, const ModelDesc& 
   const uint64_t logits_elems = o.output_on_device ? uint64_t(n) * md.n_vocab : 0;
   const uint64_t f = sizeof(float);
   const uint64_t q8_elems = uint64_t(std::min<int64_t>(n, cuda::kGemvMaxRows)) * widest;
-  const uint64_t step_bytes = align_up(n * d * f) + 2 * align_up(n * half * f) + 3 * align_up(n * 4) +
+  const uint64_t step_bytes = align_up(n * d * f) + 2 * align_up(n * half * f) + 3 * align_up(n * 4) + align_up(n * 8) +
                               align_up(uint64_t(o.max_sequences) * blocks_per_seq_ * 4);
   uint64_t total = 2 * align_up(kv_elems * 2) + 2 * align_up(n * d * f) + align_up(n * qd * f) * 2 +
                    2 * align_up(n * kvd * f) + 2 * align_up(n * md.n_ff * f) + align_up(partial_elems * f) +
@@ -258,6 +263,7 @@ Status CudaContext::init(std::shared_ptr<DeviceModel> weights, const ModelDesc& 
     s.pos = static_cast<int32_t*>(take(n * 4));
     s.table_offset = static_cast<int32_t*>(take(n * 4));
     s.out_rows = static_cast<int32_t*>(take(n * 4));
+    s.attn_tiles = static_cast<int32_t*>(take(n * 8));
     s.tables = static_cast<int32_t*>(take(uint64_t(o.max_sequences) * blocks_per_seq_ * 4));
   };
   carve([&](uint64_t b) { return arena_.take(b); }, ds_);
@@ -269,6 +275,7 @@ Status CudaContext::init(std::shared_ptr<DeviceModel> weights, const ModelDesc& 
     return p;
   }, hs_);
   seq_offset_.assign(o.max_sequences, -1);
+  entry_seq_.assign(n, 0);
   CUDA_TRY(cudaStreamSynchronize(stream_), "context setup");
   return Status::Ok();
 }
@@ -352,7 +359,11 @@ Status CudaContext::run_kernels(int n, int n_out, int splits) {
     CUDA_TRY(cuda::rope_and_store_kv(q_, k_, v_, w.bq, w.bk, w.bv, ds_.cos, ds_.sin, n, md_.n_head, md_.n_rot,
                                      md_.rope_neox, kv, batch, stream_),
              "rope / KV store");
-    CUDA_TRY(cuda::attention(q_, kv, batch, n, md_.n_head, scale, splits, partial_, attn_, stream_), "attention");
+    if (n_attn_tiles_ > 0)
+      CUDA_TRY(cuda::attention_prefill(q_, kv, batch, ds_.attn_tiles, n_attn_tiles_, md_.n_head, scale, attn_, stream_),
+               "attention (tiles)");
+    else
+      CUDA_TRY(cuda::attention(q_, kv, batch, n, md_.n_head, scale, splits, partial_, attn_, stream_), "attention");
     FRUGAL_RETURN_IF_ERROR(prepare_q8(attn_, n, w.wo.cols, {&w.wo}, xq));
     FRUGAL_RETURN_IF_ERROR(matmul(w.wo, attn_, n, x_, true, xq));
     CUDA_TRY(cuda::rmsnorm(x_, w.ffn_norm, nullptr, n, md_.n_embd, md_.rms_eps, h_, stream_), "rmsnorm");
@@ -399,6 +410,7 @@ Status CudaContext::forward(const StepInput& in, float* x_out, std::vector<float
       n_tables += need;
     }
     hs_.pos[e] = be.pos;
+    entry_seq_[e] = be.seq;
     hs_.table_offset[e] = seq_offset_[be.seq];
     if (be.want_logits) hs_.out_rows[n_out++] = e;
     max_len = std::max(max_len, be.pos + 1);
@@ -416,6 +428,13 @@ Status CudaContext::forward(const StepInput& in, float* x_out, std::vector<float
   FRUGAL_RETURN_IF_ERROR(up(ds_.table_offset, hs_.table_offset, n * sizeof(int32_t)));
   FRUGAL_RETURN_IF_ERROR(up(ds_.out_rows, hs_.out_rows, n * sizeof(int32_t)));
   FRUGAL_RETURN_IF_ERROR(up(ds_.tables, hs_.tables, n_tables * sizeof(int32_t)));
+  // Prefill and large batches: attention in tiles of one sequence's entries on tensor cores.
+  n_attn_tiles_ = 0;
+  const int group = md_.n_head / md_.n_head_kv;
+  if (n > cuda::kGemvMaxRows && use_tile_attention_ && cuda::attention_prefill_supported(md_.head_dim, group)) {
+    n_attn_tiles_ = cuda::attention_prefill_tiles(entry_seq_.data(), n, group, hs_.attn_tiles);
+    FRUGAL_RETURN_IF_ERROR(up(ds_.attn_tiles, hs_.attn_tiles, size_t(n_attn_tiles_) * 2 * sizeof(int32_t)));
+  }
   CUDA_TRY(cudaMemcpyAsync(x_, ds_.x, n * d * sizeof(float), cudaMemcpyDeviceToDevice, stream_), "input copy");
 
   const int splits =

@@ -6,8 +6,13 @@
 // For short batches (decode) a sequence is split into chunks of
 // kAttnSplitTokens positions handled by separate blocks (flash-decoding); a
 // second kernel merges the chunks' (max, sum, accumulator) triples.
+//
+// Prefill and large batches take attention_prefill(): tiles of consecutive
+// entries of one sequence, scores and the value product on tensor cores.
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cuda_kernels.h"
+
+#include <algorithm>
 
 namespace frugal::cuda {
 namespace {
@@ -167,6 +172,206 @@ cudaError_t attention(const float* q, const KvLayout& kv, const BatchDevice& bat
     return cudaGetLastError();
   }
   return cudaSuccess;
+}
+
+namespace {
+
+constexpr int kTileRows = 64;  // (entry, query head) rows per prefill block: 4 warps x 16
+constexpr int kKeyTile = 64;   // keys per step
+
+__device__ __forceinline__ uint32_t pack_half2(float a, float b) {
+  const __half2 h = __floats2half2_rn(a, b);
+  return *reinterpret_cast<const uint32_t*>(&h);
+}
+
+// c += a * b on tensor cores: a 16x16 (row-major fragments), b 16x8, fp16
+// operands, fp32 accumulators. Fragment layouts (lane = 4 * g + t): a regs
+// {row g, cols 2t..2t+1}, {row g+8, same}, {row g, cols 2t+8..}, {row g+8,
+// cols 2t+8..}; b regs {k 2t..2t+1, col g}, {k 2t+8..2t+9, col g}; c {row g,
+// cols 2t, 2t+1}, {row g+8, same}.
+__device__ __forceinline__ void mma_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// Grid (tile, kv head). Block row r is query head kvh * group + r % group of
+// tile entry r / group; warp w owns rows 16w..16w+15. Keys and values of the
+// tile's sequence go through shared memory 64 positions at a time (values
+// transposed, so both mma operands are 32-bit shared loads); scores stay in
+// registers, where the online softmax rescales them and they become the
+// fp16 A operand of the value product (flash-attention 2 layout).
+template <int D>
+__global__ void __launch_bounds__(128)
+    attention_prefill_kernel(const float* __restrict__ q, KvLayout kv, BatchDevice batch,
+                             const int32_t* __restrict__ tiles, int n_head, int group, float scale,
+                             float* __restrict__ out) {
+  constexpr int kKSteps = D / 16, kDimTiles = D / 8, kKeyTiles = kKeyTile / 8;
+  constexpr int kKPitch = D + 8, kVPitch = kKeyTile + 8;  // halves; padding keeps fragment loads conflict-free
+  __shared__ __align__(16) __half sk[kKeyTile * kKPitch];
+  __shared__ __align__(16) __half svt[D * kVPitch];
+  __shared__ int s_pos[kTileRows];
+  const int e0 = tiles[2 * blockIdx.x], cnt = tiles[2 * blockIdx.x + 1], kvh = blockIdx.y;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  for (int r = threadIdx.x; r < kTileRows; r += blockDim.x)
+    s_pos[r] = r / group < cnt ? batch.pos[e0 + r / group] : -1;  // -1: no query in this row
+  __syncthreads();
+  int max_pos = -1;
+  for (int r = 0; r < kTileRows; ++r) max_pos = max(max_pos, s_pos[r]);
+  const int r_lo = warp * 16 + g, r_hi = r_lo + 8;
+  const int pos_lo = s_pos[r_lo], pos_hi = s_pos[r_hi];
+  auto q_row = [&](int r) {
+    return q + (static_cast<int64_t>(e0 + r / group) * n_head + kvh * group + r % group) * D;
+  };
+  const float* ql = pos_lo >= 0 ? q_row(r_lo) : nullptr;
+  const float* qh = pos_hi >= 0 ? q_row(r_hi) : nullptr;
+  auto q_pair = [&](const float* row, int col) {
+    return row ? pack_half2(row[col] * scale, row[col + 1] * scale) : 0u;
+  };
+  uint32_t qa[kKSteps][4];
+#pragma unroll
+  for (int ks = 0; ks < kKSteps; ++ks) {
+    const int c = ks * 16 + 2 * t;
+    qa[ks][0] = q_pair(ql, c), qa[ks][1] = q_pair(qh, c), qa[ks][2] = q_pair(ql, c + 8), qa[ks][3] = q_pair(qh, c + 8);
+  }
+  float o[kDimTiles][4];
+#pragma unroll
+  for (int i = 0; i < kDimTiles; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
+  float m_lo = kEmptyMax, m_hi = kEmptyMax, l_lo = 0.0f, l_hi = 0.0f;
+  const int32_t* table = batch.tables + batch.table_offset[e0];
+  const int bt = kv.block_tokens;
+  auto key_offset = [&](int pos) {
+    return ((static_cast<int64_t>(table[pos / bt]) * kv.n_head_kv + kvh) * bt + pos % bt) * D;
+  };
+  constexpr int kChunks = D / 8;  // 16-byte chunks per row
+
+  for (int k0 = 0; k0 <= max_pos; k0 += kKeyTile) {
+    __syncthreads();  // the previous step's tiles are consumed
+    // Keys: consecutive threads, consecutive chunks of a row (coalesced loads, 16-byte stores).
+    for (int idx = threadIdx.x; idx < kKeyTile * kChunks; idx += blockDim.x) {
+      const int kr = idx / kChunks, c = idx % kChunks, p = k0 + kr;
+      const uint4 v = p <= max_pos ? *reinterpret_cast<const uint4*>(kv.keys + key_offset(p) + c * 8) : uint4{};
+      *reinterpret_cast<uint4*>(sk + kr * kKPitch + c * 8) = v;
+    }
+    // Values, transposed: consecutive threads, consecutive positions (conflict-free 2-byte stores).
+    for (int idx = threadIdx.x; idx < kKeyTile * kChunks; idx += blockDim.x) {
+      const int kr = idx % kKeyTile, c = idx / kKeyTile, p = k0 + kr;
+      const uint4 v = p <= max_pos ? *reinterpret_cast<const uint4*>(kv.values + key_offset(p) + c * 8) : uint4{};
+      const __half* h = reinterpret_cast<const __half*>(&v);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) svt[(c * 8 + i) * kVPitch + kr] = h[i];
+    }
+    __syncthreads();
+
+    float s[kKeyTiles][4];
+#pragma unroll
+    for (int nt = 0; nt < kKeyTiles; ++nt) {
+      s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+      const __half* kr = sk + (nt * 8 + g) * kKPitch + 2 * t;
+#pragma unroll
+      for (int ks = 0; ks < kKSteps; ++ks)
+        mma_16816(s[nt], qa[ks], *reinterpret_cast<const uint32_t*>(kr + ks * 16),
+                  *reinterpret_cast<const uint32_t*>(kr + ks * 16 + 8));
+    }
+    // Causal mask, then the online softmax per row (a row's values sit in one lane quad).
+    float mx_lo = m_lo, mx_hi = m_hi;
+#pragma unroll
+    for (int nt = 0; nt < kKeyTiles; ++nt)
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+        const int key = k0 + nt * 8 + 2 * t + j;
+        if (key > pos_lo) s[nt][j] = kEmptyMax;
+        if (key > pos_hi) s[nt][2 + j] = kEmptyMax;
+        mx_lo = fmaxf(mx_lo, s[nt][j]);
+        mx_hi = fmaxf(mx_hi, s[nt][2 + j]);
+      }
+#pragma unroll
+    for (int o2 = 1; o2 <= 2; o2 <<= 1) {
+      mx_lo = fmaxf(mx_lo, __shfl_xor_sync(0xffffffffu, mx_lo, o2));
+      mx_hi = fmaxf(mx_hi, __shfl_xor_sync(0xffffffffu, mx_hi, o2));
+    }
+    const float corr_lo = __expf(m_lo - mx_lo), corr_hi = __expf(m_hi - mx_hi);
+    m_lo = mx_lo, m_hi = mx_hi;
+    float sum_lo = 0.0f, sum_hi = 0.0f;
+#pragma unroll
+    for (int nt = 0; nt < kKeyTiles; ++nt) {
+      s[nt][0] = __expf(s[nt][0] - m_lo), s[nt][1] = __expf(s[nt][1] - m_lo);
+      s[nt][2] = __expf(s[nt][2] - m_hi), s[nt][3] = __expf(s[nt][3] - m_hi);
+      sum_lo += s[nt][0] + s[nt][1];
+      sum_hi += s[nt][2] + s[nt][3];
+    }
+    l_lo = l_lo * corr_lo + sum_lo;  // this lane's share; the quad is summed at the end
+    l_hi = l_hi * corr_hi + sum_hi;
+#pragma unroll
+    for (int i = 0; i < kDimTiles; ++i) o[i][0] *= corr_lo, o[i][1] *= corr_lo, o[i][2] *= corr_hi, o[i][3] *= corr_hi;
+    // O += P V: two adjacent 8-key score tiles form one 16-key A fragment.
+#pragma unroll
+    for (int kk = 0; kk < kKeyTile / 16; ++kk) {
+      const uint32_t pa[4] = {pack_half2(s[2 * kk][0], s[2 * kk][1]), pack_half2(s[2 * kk][2], s[2 * kk][3]),
+                              pack_half2(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                              pack_half2(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+      for (int i = 0; i < kDimTiles; ++i) {
+        const __half* vr = svt + (i * 8 + g) * kVPitch + kk * 16 + 2 * t;
+        mma_16816(o[i], pa, *reinterpret_cast<const uint32_t*>(vr), *reinterpret_cast<const uint32_t*>(vr + 8));
+      }
+    }
+  }
+#pragma unroll
+  for (int o2 = 1; o2 <= 2; o2 <<= 1) {
+    l_lo += __shfl_xor_sync(0xffffffffu, l_lo, o2);
+    l_hi += __shfl_xor_sync(0xffffffffu, l_hi, o2);
+  }
+  auto out_row = [&](int r) {
+    return out + (static_cast<int64_t>(e0 + r / group) * n_head + kvh * group + r % group) * D;
+  };
+  if (pos_lo >= 0) {
+    float* y = out_row(r_lo);
+#pragma unroll
+    for (int i = 0; i < kDimTiles; ++i)
+      *reinterpret_cast<float2*>(y + i * 8 + 2 * t) = make_float2(o[i][0] / l_lo, o[i][1] / l_lo);
+  }
+  if (pos_hi >= 0) {
+    float* y = out_row(r_hi);
+#pragma unroll
+    for (int i = 0; i < kDimTiles; ++i)
+      *reinterpret_cast<float2*>(y + i * 8 + 2 * t) = make_float2(o[i][2] / l_hi, o[i][3] / l_hi);
+  }
+}
+
+}  // namespace
+
+int attention_prefill_tiles(const int32_t* seq_of_entry, int n_entries, int group, int32_t* tiles) {
+  if (group < 1 || group > kTileRows) return 0;
+  const int per_tile = kTileRows / group, n = n_entries;
+  int n_tiles = 0;
+  for (int e = 0; e < n;) {
+    int cnt = 1;
+    while (e + cnt < n && cnt < per_tile && seq_of_entry[e + cnt] == seq_of_entry[e]) ++cnt;
+    tiles[2 * n_tiles] = e, tiles[2 * n_tiles + 1] = cnt;
+    ++n_tiles;
+    e += cnt;
+  }
+  return n_tiles;
+}
+
+bool attention_prefill_supported(int head_dim, int group) {
+  return (head_dim == 64 || head_dim == 128) && group >= 1 && group <= kTileRows;
+}
+
+cudaError_t attention_prefill(const float* q, const KvLayout& kv, const BatchDevice& batch, const int32_t* tiles,
+                              int n_tiles, int n_head, float scale, float* out, cudaStream_t stream) {
+  if (n_tiles <= 0) return cudaSuccess;
+  if (kv.n_head_kv <= 0 || n_head % kv.n_head_kv != 0 || !attention_prefill_supported(kv.head_dim, n_head / kv.n_head_kv))
+    return cudaErrorInvalidValue;
+  const dim3 grid(n_tiles, kv.n_head_kv);
+  const int group = n_head / kv.n_head_kv;
+  if (kv.head_dim == 64)
+    attention_prefill_kernel<64><<<grid, 128, 0, stream>>>(q, kv, batch, tiles, n_head, group, scale, out);
+  else
+    attention_prefill_kernel<128><<<grid, 128, 0, stream>>>(q, kv, batch, tiles, n_head, group, scale, out);
+  return cudaGetLastError();
 }
 
 bool attention_head_dim_supported(int head_dim) {

@@ -104,6 +104,17 @@ cudaError_t attention(const float* q, const KvLayout& kv, const BatchDevice& bat
                       int n_head, float scale, int splits, float* partial, float* out,
                       cudaStream_t stream);
 
+// The same attention on tensor cores for prefill and large batches: entries
+// go in tiles of consecutive entries of one sequence (positions increasing),
+// at most 64 / group entries each. attention_prefill_tiles() fills tiles
+// with (first entry, count) pairs (room for 2 * entries) from each entry's
+// sequence id and returns their number. fp16 queries and probabilities,
+// fp32 accumulation. Head sizes 64 and 128.
+int attention_prefill_tiles(const int32_t* seq_of_entry, int n_entries, int group, int32_t* tiles);
+bool attention_prefill_supported(int head_dim, int group);
+cudaError_t attention_prefill(const float* q, const KvLayout& kv, const BatchDevice& batch, const int32_t* tiles,
+                              int n_tiles, int n_head, float scale, float* out, cudaStream_t stream);
+
 // True when attention() has a kernel for this head size.
 bool attention_head_dim_supported(int head_dim);
 

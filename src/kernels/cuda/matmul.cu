@@ -186,6 +186,9 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
 #pragma unroll
     for (int t = 0; t < kMaxTokens; ++t) sum[j][t] = 0.0f;
 
+  // Unrolled so the next units' weight loads are issued before this one's
+  // dot products (rows wider than kThreads units, e.g. the FFN down matrix).
+#pragma unroll(kMaxTokens == 1 ? 4 : 1)
   for (int u = tid; u < n_units; u += kThreads) {
     typename F::Raw raw[kRows];
 #pragma unroll
