@@ -5,6 +5,7 @@
 #include <string>
 #include <unordered_set>
 
+#include "core/thread_pool.h"
 #include "frugal/tokenizer.h"
 
 namespace frugal::engine {
@@ -365,18 +366,30 @@ void Scheduler::run_step() {
       if (!item.seq->finished) fail_request(*item.seq->owner, st.with_context("forward pass"));
     return;
   }
-  size_t row = 0;
+  ready_.clear();
   for (const PlanItem& item : plan_) {
     Sequence& s = *item.seq;
     s.n_cached += item.n_tokens;
-    if (s.n_cached == static_cast<int32_t>(s.tokens.size())) {
-      on_logits(s, logits_.data() + row * n_vocab_);
-      ++row;
-    }
+    if (s.n_cached == static_cast<int32_t>(s.tokens.size())) ready_.push_back({&s, 0});
   }
+  // Every sequence samples independently, so a large step samples on the
+  // model's threads (idle between forward passes); the results are handed
+  // out in batch order.
+  auto sample_rows = [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i)
+      ready_[i].token = ready_[i].seq->sampler.sample(
+          {logits_.data() + static_cast<size_t>(i) * n_vocab_, static_cast<size_t>(n_vocab_)});
+  };
+  const auto n_ready = static_cast<int64_t>(ready_.size());
+  if (n_ready >= 8)
+    model_.thread_pool().parallel_for(n_ready, sample_rows, 2);
+  else
+    sample_rows(0, n_ready);
+  for (int64_t i = 0; i < n_ready; ++i)
+    on_logits(*ready_[i].seq, logits_.data() + static_cast<size_t>(i) * n_vocab_, ready_[i].token);
 }
 
-void Scheduler::on_logits(Sequence& s, const float* logits) {
+void Scheduler::on_logits(Sequence& s, const float* logits, int32_t token) {
   Active& a = *s.owner;
   const GenerationRequest& req = a.request;
   const Tokenizer& tok = model_.tokenizer();
@@ -384,7 +397,6 @@ void Scheduler::on_logits(Sequence& s, const float* logits) {
     ctx_.publish_prefix(s.slot, std::span<const int32_t>(s.tokens.data(), s.n_prompt));
     s.prompt_published = true;
   }
-  const int32_t token = s.sampler.sample({logits, static_cast<size_t>(n_vocab_)});
   const auto now = Clock::now();
   if (!a.first_token_seen) {
     a.first_token_seen = true;

@@ -73,7 +73,8 @@ class Scheduler {
   bool plan_step();
   void preempt(Sequence& s);
   void run_step();
-  void on_logits(Sequence& s, const float* logits);
+  // `token` was sampled from `logits` (this sequence's row of the step).
+  void on_logits(Sequence& s, const float* logits, int32_t token);
   void emit(Sequence& s, ChoiceEvent ev);
   void finish_sequence(Sequence& s, FinishReason reason);
   void fail_request(Active& a, Status status);
@@ -106,6 +107,11 @@ class Scheduler {
   std::vector<int32_t> free_slots_;
   uint64_t next_order_ = 0;
   std::vector<PlanItem> plan_;
+  struct ReadyRow {
+    Sequence* seq;
+    int32_t token;
+  };
+  std::vector<ReadyRow> ready_;  // sequences with a logits row this step, in row order
   std::vector<BatchEntry> batch_;
   std::vector<float> logits_;
 };
