@@ -9,7 +9,8 @@
 //     int8 sub-block scales, then their fp16 scales, padded to 16 bytes
 //     (the GGUF block of 210 bytes keeps 2-byte alignment).
 // Every layout has row_bytes(cols), repack_row() (host, GGUF row -> device
-// row), load() / load_act() / dot() for the integer GEMV, and load_group()
+// row), load() / load_act() / dot() for the integer GEMV, kLoadsAhead (units
+// whose loads a decode thread issues before using them), and load_group()
 // that returns group g of block b in its GGUF format's registers, so the
 // prefill dequantizer shares the format's dequant().
 #pragma once
@@ -41,6 +42,7 @@ __device__ __forceinline__ Act32 load_act32(const int8_t* xq, const float* xd, i
 // Q4_0 / Q8_0 split rows: quants of block b at b * kQuantBytes, scales after all quants.
 template <int kQuantBytes>
 struct SplitRows {
+  static constexpr int kLoadsAhead = kQuantBytes == 32 ? 2 : 1;  // Q8_0: 2
   static constexpr uint64_t row_bytes(int64_t cols) {
     return pad16(static_cast<uint64_t>(cols / kActBlock) * (kQuantBytes + 2));
   }
@@ -116,6 +118,7 @@ struct SplitQ8_0 : SplitRows<32> {
 // x = d * sc * q - dmin * m per sub-block.
 struct SplitQ4_K {
   using Format = FormatQ4_K;
+  static constexpr int kLoadsAhead = 1;
   static constexpr uint64_t row_bytes(int64_t cols) { return static_cast<uint64_t>(cols / 256) * 144; }
   static void repack_row(const uint8_t* in, int64_t cols, uint8_t* out) { std::memcpy(out, in, row_bytes(cols)); }
   struct Raw { uint4 q; float a0, b0, a1, b1; };  // sub-block scale d*sc and offset dmin*m of the two runs
@@ -164,6 +167,7 @@ struct SplitQ4_K {
 // sub-block scale 8h + l0 / 16 + 2k. x = d * sc * (q - 32).
 struct SplitQ6_K {
   using Format = FormatQ6_K;
+  static constexpr int kLoadsAhead = 1;
   static constexpr uint64_t row_bytes(int64_t cols) { return pad16(static_cast<uint64_t>(cols / 256) * 210); }
   static void repack_row(const uint8_t* in, int64_t cols, uint8_t* out) {
     const int64_t nsb = cols / 256;

@@ -186,19 +186,33 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
 #pragma unroll
     for (int t = 0; t < kMaxTokens; ++t) sum[j][t] = 0.0f;
 
-  // Unrolled so the next units' weight loads are issued before this one's
-  // dot products (rows wider than kThreads units, e.g. the FFN down matrix).
-#pragma unroll(kMaxTokens == 1 ? 4 : 1)
-  for (int u = tid; u < n_units; u += kThreads) {
-    typename F::Raw raw[kRows];
+  // Rows wider than kThreads units (e.g. the FFN down matrix) take several
+  // steps per thread. Single-token decode either issues the weight loads of
+  // F::kLoadsAhead units before any dot product, or (kLoadsAhead 1) lets the
+  // compiler unroll the loop four times; measured on an H200, Q8_0 decode is
+  // 12% faster with two units ahead and Q4_0 13% faster unrolled.
+  constexpr int kUnits = kMaxTokens == 1 ? F::kLoadsAhead : 1;
+#pragma unroll(kUnits == 1 && kMaxTokens == 1 ? 4 : 1)
+  for (int base = tid; base < n_units; base += kThreads * kUnits) {
+    typename F::Raw raw[kUnits][kRows];
 #pragma unroll
-    for (int j = 0; j < kRows; ++j) raw[j] = F::load(row[j], cols, u);
+    for (int k = 0; k < kUnits; ++k) {
+      const int u = base + kThreads * k;
+      if (u < n_units)
 #pragma unroll
-    for (int t = 0; t < kMaxTokens; ++t) {
-      if (t >= n_tokens) break;
-      const typename F::Act a = F::load_act(xq + t * cols, xd + t * n_units, u);
+        for (int j = 0; j < kRows; ++j) raw[k][j] = F::load(row[j], cols, u);
+    }
 #pragma unroll
-      for (int j = 0; j < kRows; ++j) sum[j][t] += F::dot(raw[j], a);
+    for (int k = 0; k < kUnits; ++k) {
+      const int u = base + kThreads * k;
+      if (u >= n_units) break;
+#pragma unroll
+      for (int t = 0; t < kMaxTokens; ++t) {
+        if (t >= n_tokens) break;
+        const typename F::Act a = F::load_act(xq + t * cols, xd + t * n_units, u);
+#pragma unroll
+        for (int j = 0; j < kRows; ++j) sum[j][t] += F::dot(raw[k][j], a);
+      }
     }
   }
   store_row_sums<kMaxTokens, kRows>(sum, rows, r0, n_tokens, y, accumulate);
