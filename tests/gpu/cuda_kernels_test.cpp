@@ -8,40 +8,12 @@
 #include <vector>
 
 #include "core/half.h"
+#include "gpu/cuda_test_util.h"
 #include "kernels/cuda/cuda_kernels.h"
 #include "quant/reference.h"
 
 namespace frugal::cuda {
 namespace {
-
-#define ASSERT_CUDA(expr) ASSERT_EQ((expr), cudaSuccess) << cudaGetErrorString(cudaGetLastError())
-
-// Device copy of a host vector, freed at scope exit.
-template <class T>
-struct DeviceBuffer {
-  T* ptr = nullptr;
-  size_t n = 0;
-  explicit DeviceBuffer(size_t count) : n(count) {
-    EXPECT_EQ(cudaMalloc(&ptr, std::max<size_t>(1, count) * sizeof(T)), cudaSuccess);
-  }
-  explicit DeviceBuffer(const std::vector<T>& host) : DeviceBuffer(host.size()) {
-    EXPECT_EQ(cudaMemcpy(ptr, host.data(), n * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
-  }
-  ~DeviceBuffer() { cudaFree(ptr); }
-  std::vector<T> download() const {
-    std::vector<T> h(n);
-    EXPECT_EQ(cudaMemcpy(h.data(), ptr, n * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
-    return h;
-  }
-};
-
-std::vector<float> random_floats(size_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
 
 // y against y0 (when accumulating) + W x for n tokens, in double precision,
 // to 1e-5 of the sum of the products' magnitudes.
@@ -391,8 +363,17 @@ TEST_P(CudaAttention, MatchesReferenceSoftmax) {
                                   dtiles.ptr, n_tiles, n_head, scale, out.ptr, nullptr));
     tolerance = 2e-3;  // fp16 queries and probabilities
   } else {
+    // With the 8-bit copy of the output that the next GEMV reads: the same
+    // quants as quantizing the output afterwards.
+    const int64_t n_vals = int64_t(n) * n_head * hd;
+    DeviceBuffer<int8_t> fq(n_vals), rq(n_vals);
+    DeviceBuffer<float> fd(n_vals / 32), rd(n_vals / 32);
     ASSERT_CUDA(attention(dq.ptr, {dk.ptr, dvv.ptr, n_kv, hd, bt}, {dpos.ptr, doff.ptr, dtab.ptr}, n, n_head, scale,
-                          splits, partial.ptr, out.ptr, nullptr));
+                          splits, partial.ptr, out.ptr, nullptr, {fq.ptr, fd.ptr}));
+    ASSERT_CUDA(quantize_activations_q8(out.ptr, n, n_head * hd, rq.ptr, rd.ptr, nullptr));
+    ASSERT_CUDA(cudaDeviceSynchronize());
+    ASSERT_EQ(fq.download(), rq.download());
+    ASSERT_EQ(fd.download(), rd.download());
   }
   ASSERT_CUDA(cudaDeviceSynchronize());
   const auto got = out.download();

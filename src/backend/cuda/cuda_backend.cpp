@@ -12,6 +12,7 @@
 #include <cstring>
 #include <initializer_list>
 #include <map>
+#include <utility>
 #include <mutex>
 #include <vector>
 
@@ -162,10 +163,20 @@ class CudaContext final : public DeviceContext {
             opt_.kv_block_tokens};
   }
   // Quantizes x (n rows of `cols`) for the 8-bit GEMVs when one of `ws` takes
-  // them at this batch size; else leaves `out` empty.
+  // them at this batch size; else leaves `out` empty. `produced`: the kernel
+  // that wrote x already wrote its quants there (q8_target).
   Status prepare_q8(const float* x, int n, int64_t cols, std::initializer_list<const DeviceMatrix*> ws,
-                    Q8Input& out);
+                    Q8Input& out, const cuda::Q8Out& produced = {});
+  // Where the producer of a matmul input writes its 8-bit quants (fused into
+  // RMSNorm / SwiGLU) when one of `ws` takes them at this batch size.
+  cuda::Q8Out q8_target(int n, int64_t cols, std::initializer_list<const DeviceMatrix*> ws) const;
+  // Whether one of `ws` multiplies 8-bit activations at batch size n.
+  bool wants_q8(int n, int64_t cols, std::initializer_list<const DeviceMatrix*> ws) const;
   Status matmul(const DeviceMatrix& w, const float* x, int n, float* y, bool accumulate, const Q8Input& xq = {});
+  // y_i = W_i x for matrices sharing their input (q/k/v, gate/up): one GEMV
+  // launch when they share type, layout and width, else one matmul each.
+  Status matmul_group(std::initializer_list<std::pair<const DeviceMatrix*, float*>> outs, const float* x, int n,
+                      const Q8Input& xq);
   // Everything after the input upload: the layers and the output head.
   Status run_kernels(int n, int n_out, int splits);
 
@@ -195,6 +206,9 @@ class CudaContext final : public DeviceContext {
   bool use_graphs_ = true;
   bool use_tile_attention_ = true;  // FRUGAL_CUDA_TILE_ATTN=0: the per-entry kernel for every batch
   bool use_int8_ = true;  // FRUGAL_CUDA_INT8=0: fp32-activation GEMVs only (for comparisons)
+  // FRUGAL_CUDA_FUSE=0: one GEMV launch per matrix and a separate activation
+  // quantization launch (for comparisons).
+  bool use_fusion_ = true;
 };
 
 constexpr int kMaxSplitBatch = 4;  // decode batches up to this size use split attention
@@ -207,6 +221,7 @@ Status CudaContext::init(std::shared_ptr<DeviceModel> weights, const ModelDesc& 
   opt_ = o;
   if (const char* g = std::getenv("FRUGAL_CUDA_GRAPHS"); g && std::strcmp(g, "0") == 0) use_graphs_ = false;
   if (const char* g = std::getenv("FRUGAL_CUDA_TILE_ATTN"); g && std::strcmp(g, "0") == 0) use_tile_attention_ = false;
+  if (const char* g = std::getenv("FRUGAL_CUDA_FUSE"); g && std::strcmp(g, "0") == 0) use_fusion_ = false;
   use_int8_ = int8_gemv_enabled();
   CUDA_TRY(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
   CUBLAS_TRY(cublasCreate(&cublas_), "cublasCreate");
@@ -281,14 +296,43 @@ Status CudaContext::init(std::shared_ptr<DeviceModel> weights, const ModelDesc& 
 }
 
 Status CudaContext::prepare_q8(const float* x, int n, int64_t cols, std::initializer_list<const DeviceMatrix*> ws,
-                               Q8Input& out) {
-  out = {};
-  if (!use_int8_ || n > cuda::kGemvMaxRows || cols % 32 != 0) return Status::Ok();
-  if (std::none_of(ws.begin(), ws.end(),
-                   [](const DeviceMatrix* w) { return w->split || cuda::int8_gemv_supported(w->type); }))
-    return Status::Ok();
+                               Q8Input& out, const cuda::Q8Out& produced) {
+  out = {produced.q, produced.d};
+  if (produced.q != nullptr || !wants_q8(n, cols, ws)) return Status::Ok();
   CUDA_TRY(cuda::quantize_activations_q8(x, n, cols, act_q8_, act_q8_scale_, stream_), "activation quantization");
   out = {act_q8_, act_q8_scale_};
+  return Status::Ok();
+}
+
+cuda::Q8Out CudaContext::q8_target(int n, int64_t cols, std::initializer_list<const DeviceMatrix*> ws) const {
+  if (!use_fusion_ || !wants_q8(n, cols, ws)) return {};
+  return {act_q8_, act_q8_scale_};
+}
+
+bool CudaContext::wants_q8(int n, int64_t cols, std::initializer_list<const DeviceMatrix*> ws) const {
+  return use_int8_ && n <= cuda::kGemvMaxRows && cols % 32 == 0 &&
+         std::any_of(ws.begin(), ws.end(),
+                     [](const DeviceMatrix* w) { return w->split || cuda::int8_gemv_supported(w->type); });
+}
+
+Status CudaContext::matmul_group(std::initializer_list<std::pair<const DeviceMatrix*, float*>> outs, const float* x,
+                                 int n, const Q8Input& xq) {
+  const DeviceMatrix& first = *outs.begin()->first;
+  // The grouped kernel is the split-layout one on 8-bit activations or the
+  // fp32-activation one; the GGUF-layout 8-bit kernel (Q5_0) goes alone.
+  bool grouped = use_fusion_ && n <= cuda::kGemvMaxRows && outs.size() <= size_t(cuda::kGemvMaxOutputs) &&
+                 (first.split ? xq.q != nullptr : !(xq.q != nullptr && cuda::int8_gemv_supported(first.type)));
+  cuda::GemvOutput targets[cuda::kGemvMaxOutputs];
+  int count = 0;
+  for (const auto& [w, y] : outs) {
+    grouped = grouped && w->type == first.type && w->split == first.split && w->cols == first.cols;
+    if (count < cuda::kGemvMaxOutputs) targets[count++] = {w->data, w->rows, y};
+  }
+  if (grouped)
+    return cuda_status(cuda::gemv_group(first.type, first.split, targets, count, first.cols, x, xq.q, xq.d, n, false,
+                                        stream_),
+                       "grouped GEMV");
+  for (const auto& [w, y] : outs) FRUGAL_RETURN_IF_ERROR(matmul(*w, x, n, y, false, xq));
   return Status::Ok();
 }
 
@@ -351,34 +395,38 @@ Status CudaContext::run_kernels(int n, int n_out, int splits) {
     const DeviceLayer& w = model_->layers[l];
     const cuda::KvLayout kv = kv_layout(l);
     Q8Input xq;
-    CUDA_TRY(cuda::rmsnorm(x_, w.attn_norm, nullptr, n, md_.n_embd, md_.rms_eps, h_, stream_), "rmsnorm");
-    FRUGAL_RETURN_IF_ERROR(prepare_q8(h_, n, d, {&w.wq, &w.wk, &w.wv}, xq));
-    FRUGAL_RETURN_IF_ERROR(matmul(w.wq, h_, n, q_, false, xq));
-    FRUGAL_RETURN_IF_ERROR(matmul(w.wk, h_, n, k_, false, xq));
-    FRUGAL_RETURN_IF_ERROR(matmul(w.wv, h_, n, v_, false, xq));
+    cuda::Q8Out q8 = q8_target(n, d, {&w.wq, &w.wk, &w.wv});
+    CUDA_TRY(cuda::rmsnorm(x_, w.attn_norm, nullptr, n, md_.n_embd, md_.rms_eps, h_, stream_, q8), "rmsnorm");
+    FRUGAL_RETURN_IF_ERROR(prepare_q8(h_, n, d, {&w.wq, &w.wk, &w.wv}, xq, q8));
+    FRUGAL_RETURN_IF_ERROR(matmul_group({{&w.wq, q_}, {&w.wk, k_}, {&w.wv, v_}}, h_, n, xq));
     CUDA_TRY(cuda::rope_and_store_kv(q_, k_, v_, w.bq, w.bk, w.bv, ds_.cos, ds_.sin, n, md_.n_head, md_.n_rot,
                                      md_.rope_neox, kv, batch, stream_),
              "rope / KV store");
-    if (n_attn_tiles_ > 0)
+    q8 = {};
+    if (n_attn_tiles_ > 0) {
       CUDA_TRY(cuda::attention_prefill(q_, kv, batch, ds_.attn_tiles, n_attn_tiles_, md_.n_head, scale, attn_, stream_),
                "attention (tiles)");
-    else
-      CUDA_TRY(cuda::attention(q_, kv, batch, n, md_.n_head, scale, splits, partial_, attn_, stream_), "attention");
-    FRUGAL_RETURN_IF_ERROR(prepare_q8(attn_, n, w.wo.cols, {&w.wo}, xq));
+    } else {
+      q8 = q8_target(n, w.wo.cols, {&w.wo});
+      CUDA_TRY(cuda::attention(q_, kv, batch, n, md_.n_head, scale, splits, partial_, attn_, stream_, q8), "attention");
+    }
+    FRUGAL_RETURN_IF_ERROR(prepare_q8(attn_, n, w.wo.cols, {&w.wo}, xq, q8));
     FRUGAL_RETURN_IF_ERROR(matmul(w.wo, attn_, n, x_, true, xq));
-    CUDA_TRY(cuda::rmsnorm(x_, w.ffn_norm, nullptr, n, md_.n_embd, md_.rms_eps, h_, stream_), "rmsnorm");
-    FRUGAL_RETURN_IF_ERROR(prepare_q8(h_, n, d, {&w.w_gate, &w.w_up}, xq));
-    FRUGAL_RETURN_IF_ERROR(matmul(w.w_gate, h_, n, gate_, false, xq));
-    FRUGAL_RETURN_IF_ERROR(matmul(w.w_up, h_, n, up_, false, xq));
-    CUDA_TRY(cuda::silu_mul(gate_, up_, int64_t(n) * md_.n_ff, stream_), "silu_mul");
-    FRUGAL_RETURN_IF_ERROR(prepare_q8(gate_, n, md_.n_ff, {&w.w_down}, xq));
+    q8 = q8_target(n, d, {&w.w_gate, &w.w_up});
+    CUDA_TRY(cuda::rmsnorm(x_, w.ffn_norm, nullptr, n, md_.n_embd, md_.rms_eps, h_, stream_, q8), "rmsnorm");
+    FRUGAL_RETURN_IF_ERROR(prepare_q8(h_, n, d, {&w.w_gate, &w.w_up}, xq, q8));
+    FRUGAL_RETURN_IF_ERROR(matmul_group({{&w.w_gate, gate_}, {&w.w_up, up_}}, h_, n, xq));
+    q8 = q8_target(n, md_.n_ff, {&w.w_down});
+    CUDA_TRY(cuda::silu_mul(gate_, up_, int64_t(n) * md_.n_ff, stream_, q8), "silu_mul");
+    FRUGAL_RETURN_IF_ERROR(prepare_q8(gate_, n, md_.n_ff, {&w.w_down}, xq, q8));
     FRUGAL_RETURN_IF_ERROR(matmul(w.w_down, gate_, n, x_, true, xq));
   }
   if (opt_.output_on_device && n_out > 0) {
-    CUDA_TRY(cuda::rmsnorm(x_, model_->output_norm, ds_.out_rows, n_out, md_.n_embd, md_.rms_eps, h_, stream_),
+    const cuda::Q8Out q8 = q8_target(n_out, d, {&model_->output});
+    CUDA_TRY(cuda::rmsnorm(x_, model_->output_norm, ds_.out_rows, n_out, md_.n_embd, md_.rms_eps, h_, stream_, q8),
              "output rmsnorm");
     Q8Input xq;
-    FRUGAL_RETURN_IF_ERROR(prepare_q8(h_, n_out, md_.n_embd, {&model_->output}, xq));
+    FRUGAL_RETURN_IF_ERROR(prepare_q8(h_, n_out, md_.n_embd, {&model_->output}, xq, q8));
     FRUGAL_RETURN_IF_ERROR(matmul(model_->output, h_, n_out, logits_, false, xq));
   }
   return Status::Ok();
@@ -606,6 +654,13 @@ Expected<Backend*> cuda_backend() {
       init_status = unsupported("no CUDA device found");
     else
       init_status = cuda_status(cudaSetDevice(0), "cudaSetDevice");
+    // Programmatic dependent launch needs compute capability 9.0 (Hopper) or
+    // later; FRUGAL_CUDA_PDL=0 turns it off for comparisons.
+    int major = 0;
+    const char* pdl = std::getenv("FRUGAL_CUDA_PDL");
+    if (init_status.ok() && cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0) == cudaSuccess &&
+        major >= 9 && !(pdl && std::strcmp(pdl, "0") == 0))
+      cuda::set_programmatic_launch(true);
   });
   if (!init_status.ok()) return init_status;
   return static_cast<Backend*>(&backend);

@@ -49,10 +49,11 @@ __device__ __forceinline__ void load_half_row(const __half* p, float* out) {
 template <int D>
 __global__ void __launch_bounds__(kAttnWarps * 32)
     attention_kernel(const float* __restrict__ q, KvLayout kv, BatchDevice batch, int n_head, float scale,
-                     int splits, float* __restrict__ partial, float* __restrict__ out) {
+                     int splits, float* __restrict__ partial, float* __restrict__ out, Q8Out q8) {
   constexpr int hd = 32 * D;
   __shared__ float sm_max[kAttnWarps][kMaxGroup], sm_sum[kAttnWarps][kMaxGroup];
   __shared__ float sm_acc[kAttnWarps][kMaxGroup][hd];
+  pdl_enter();
   const int e = blockIdx.x, kvh = blockIdx.y, split = blockIdx.z;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int group = n_head / kv.n_head_kv;
@@ -119,6 +120,8 @@ __global__ void __launch_bounds__(kAttnWarps * 32)
     const int64_t head = static_cast<int64_t>(e) * n_head + kvh * group + g;
     if (splits == 1) {
       out[head * hd + d] = a / sum;
+      // A warp holds 32 consecutive dimensions of one head: one quant block.
+      if (q8.q) quantize_block32(a / sum, lane, q8.q + (head * hd + d) / 32 * 32, q8.d + (head * hd + d) / 32);
     } else {
       float* p = partial + (head * splits + split) * (hd + 2);
       if (d == 0) p[0] = mx, p[1] = sum;
@@ -128,7 +131,9 @@ __global__ void __launch_bounds__(kAttnWarps * 32)
 }
 
 // Grid (entry, head), one thread per dimension.
-__global__ void merge_splits_kernel(const float* __restrict__ partial, int splits, int hd, float* __restrict__ out) {
+__global__ void merge_splits_kernel(const float* __restrict__ partial, int splits, int hd, float* __restrict__ out,
+                                    Q8Out q8) {
+  pdl_enter();
   const int64_t head = static_cast<int64_t>(blockIdx.x) * gridDim.y + blockIdx.y;
   const int d = threadIdx.x;
   const float* p = partial + head * splits * (hd + 2);
@@ -142,36 +147,36 @@ __global__ void merge_splits_kernel(const float* __restrict__ partial, int split
     a += ps[2 + d] * f;
   }
   out[head * hd + d] = a / sum;
+  if (q8.q) quantize_block32(a / sum, d % 32, q8.q + (head * hd + d) / 32 * 32, q8.d + (head * hd + d) / 32);
 }
 
 template <int D>
-void launch(const float* q, const KvLayout& kv, const BatchDevice& batch, int n_tokens, int n_head,
-            float scale, int splits, float* partial, float* out, cudaStream_t stream) {
+cudaError_t launch(const float* q, const KvLayout& kv, const BatchDevice& batch, int n_tokens, int n_head,
+                   float scale, int splits, float* partial, float* out, Q8Out q8, cudaStream_t stream) {
   const dim3 grid(n_tokens, kv.n_head_kv, splits);
-  attention_kernel<D><<<grid, kAttnWarps * 32, 0, stream>>>(q, kv, batch, n_head, scale, splits, partial, out);
+  return launch_kernel(attention_kernel<D>, grid, kAttnWarps * 32, 0, stream, q, kv, batch, n_head, scale, splits,
+                       partial, out, q8);
 }
 
 }  // namespace
 
 cudaError_t attention(const float* q, const KvLayout& kv, const BatchDevice& batch, int n_tokens, int n_head,
-                      float scale, int splits, float* partial, float* out, cudaStream_t stream) {
+                      float scale, int splits, float* partial, float* out, cudaStream_t stream, Q8Out q8) {
   if (n_tokens <= 0) return cudaSuccess;
   if (kv.n_head_kv <= 0 || n_head % kv.n_head_kv != 0 || n_head / kv.n_head_kv > kMaxGroup || splits < 1 ||
-      (splits > 1 && partial == nullptr))
+      (splits > 1 && partial == nullptr) || (q8.q != nullptr && q8.d == nullptr))
     return cudaErrorInvalidValue;
+  cudaError_t err = cudaErrorInvalidValue;
   switch (kv.head_dim) {
-    case 32: launch<1>(q, kv, batch, n_tokens, n_head, scale, splits, partial, out, stream); break;
-    case 64: launch<2>(q, kv, batch, n_tokens, n_head, scale, splits, partial, out, stream); break;
-    case 128: launch<4>(q, kv, batch, n_tokens, n_head, scale, splits, partial, out, stream); break;
-    case 256: launch<8>(q, kv, batch, n_tokens, n_head, scale, splits, partial, out, stream); break;
+    case 32: err = launch<1>(q, kv, batch, n_tokens, n_head, scale, splits, partial, out, q8, stream); break;
+    case 64: err = launch<2>(q, kv, batch, n_tokens, n_head, scale, splits, partial, out, q8, stream); break;
+    case 128: err = launch<4>(q, kv, batch, n_tokens, n_head, scale, splits, partial, out, q8, stream); break;
+    case 256: err = launch<8>(q, kv, batch, n_tokens, n_head, scale, splits, partial, out, q8, stream); break;
     default: return cudaErrorInvalidValue;
   }
-  if (cudaError_t err = cudaGetLastError(); err != cudaSuccess) return err;
-  if (splits > 1) {
-    merge_splits_kernel<<<dim3(n_tokens, n_head), kv.head_dim, 0, stream>>>(partial, splits, kv.head_dim, out);
-    return cudaGetLastError();
-  }
-  return cudaSuccess;
+  if (err != cudaSuccess || splits == 1) return err;
+  return launch_kernel(merge_splits_kernel, dim3(n_tokens, n_head), kv.head_dim, 0, stream, partial, splits,
+                       kv.head_dim, out, q8);
 }
 
 namespace {

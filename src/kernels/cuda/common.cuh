@@ -6,6 +6,9 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <utility>
+
+#include "kernels/cuda/cuda_kernels.h"
 
 namespace frugal::cuda {
 
@@ -39,6 +42,72 @@ __device__ __forceinline__ float block_sum(float v, float* scratch) {
   const int n_warps = (blockDim.x + 31) / 32;
   v = lane < n_warps ? scratch[lane] : 0.0f;
   return warp_sum(v);
+}
+
+// Quantizes one 32-value block held one value per lane of a warp: scale
+// amax / 127 into *d, quants rounded to nearest even into q[lane]. Every
+// kernel that produces 8-bit activations goes through here, so a fused
+// producer gives bit-identical quants to quantize_activations_q8().
+__device__ __forceinline__ void quantize_block32(float v, int lane, int8_t* __restrict__ q, float* __restrict__ d) {
+  float amax = fabsf(v);
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+  const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+  q[lane] = static_cast<int8_t>(__float2int_rn(v * inv));
+  if (lane == 0) *d = amax / 127.0f;
+}
+
+// The same quantization of a block spread over 8 consecutive lanes of 4
+// values each (float4 loads): quants to *q, the scale from lane % 8 == 0.
+// Every lane of the warp must call it (out-of-range lanes too, ignoring
+// the result).
+__device__ __forceinline__ void quantize_block32_x4(float4 v, int lane, char4* __restrict__ q, float* __restrict__ d) {
+  float amax = fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w)));
+#pragma unroll
+  for (int o = 1; o < 8; o <<= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+  const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+  *q = make_char4(static_cast<signed char>(__float2int_rn(v.x * inv)), static_cast<signed char>(__float2int_rn(v.y * inv)),
+                  static_cast<signed char>(__float2int_rn(v.z * inv)), static_cast<signed char>(__float2int_rn(v.w * inv)));
+  if (lane % 8 == 0) *d = amax / 127.0f;
+}
+
+// Programmatic dependent launch (sm_90 and later). A kernel started with
+// launch_kernel() while programmatic launch is on may begin while the kernel
+// before it in the stream still runs: before pdl_wait() it may only read
+// data no kernel writes (weights). pdl_wait() returns once every earlier
+// kernel has finished and its writes are visible; pdl_launch_dependents()
+// then lets the next kernel's blocks start their own prologue. On older
+// architectures both are no-ops and launches are plain.
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+// Both at once, for kernels with nothing to do before their inputs are ready.
+__device__ __forceinline__ void pdl_enter() {
+  pdl_wait();
+  pdl_launch_dependents();
+}
+
+template <class... Params, class... Args>
+cudaError_t launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                          Args&&... args) {
+  cudaLaunchAttribute attr{};
+  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr.val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = smem;
+  config.stream = stream;
+  config.attrs = &attr;
+  config.numAttrs = programmatic_launch() ? 1 : 0;
+  return cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
 }
 
 inline unsigned int blocks_for(int64_t n, int threads) {

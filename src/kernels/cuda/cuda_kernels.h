@@ -14,6 +14,13 @@
 
 namespace frugal::cuda {
 
+// Programmatic dependent launch: off by default; the backend turns it on for
+// devices of compute capability 9.0 and later. While it is on, every kernel
+// here may start before the previous one in its stream has finished and
+// waits for it on the device (griddepcontrol), hiding launch latency.
+void set_programmatic_launch(bool on);
+bool programmatic_launch();
+
 // Largest batch the fused dequantize-GEMV handles; larger batches go through
 // dequantize-to-fp16 + cuBLAS.
 inline constexpr int kGemvMaxRows = 8;
@@ -52,6 +59,29 @@ cudaError_t gemv_int8_split(TensorType type, const void* w, int64_t rows, int64_
 cudaError_t dequantize_split_to_f16(TensorType type, const void* w, int64_t rows, int64_t cols, __half* out,
                                     cudaStream_t stream);
 
+// One matrix of a grouped GEMV: y (+)= W x for the `rows` rows of W.
+struct GemvOutput {
+  const void* w = nullptr;
+  int64_t rows = 0;
+  float* y = nullptr;
+};
+inline constexpr int kGemvMaxOutputs = 3;
+// Up to kGemvMaxOutputs matrices of one type and width that read the same
+// input (q/k/v, gate/up) in one launch, each row computed exactly as a lone
+// gemv() on fp32 activations x or, with `split` (device layout, 8-bit
+// activations xq / xd), as gemv_int8_split(). One launch instead of three
+// keeps the GPU busy between small matrices during decode.
+cudaError_t gemv_group(TensorType type, bool split, const GemvOutput* outs, int n_outs, int64_t cols,
+                       const float* x, const int8_t* xq, const float* xd, int n_tokens, bool accumulate,
+                       cudaStream_t stream);
+
+// Where a producer kernel also writes its output as 8-bit activations (the
+// layout of quantize_activations_q8, bit-identical quants); null: not wanted.
+struct Q8Out {
+  int8_t* q = nullptr;
+  float* d = nullptr;
+};
+
 // Dequantizes rows [0, rows) of W to row-major fp16 (out[r * cols + k]).
 cudaError_t dequantize_to_f16(TensorType type, const void* w, int64_t rows, int64_t cols,
                               __half* out, cudaStream_t stream);
@@ -62,11 +92,12 @@ cudaError_t convert_f32_to_bf16(const float* x, __nv_bfloat16* out, int64_t n, c
 
 // out[i] = x[src_row(i)] / rms(x[src_row(i)]) * weight for i < n_rows, where
 // src_row(i) = rows ? rows[i] : i (the gather picks the rows that want logits).
+// With q8, out is also quantized to 8 bits per 32 values (n % 32 == 0).
 cudaError_t rmsnorm(const float* x, const float* weight, const int32_t* rows, int n_rows, int n,
-                    float eps, float* out, cudaStream_t stream);
+                    float eps, float* out, cudaStream_t stream, Q8Out q8 = {});
 
-// gate[i] = silu(gate[i]) * up[i].
-cudaError_t silu_mul(float* gate, const float* up, int64_t n, cudaStream_t stream);
+// gate[i] = silu(gate[i]) * up[i]; with q8 also quantized (n % 32 == 0).
+cudaError_t silu_mul(float* gate, const float* up, int64_t n, cudaStream_t stream, Q8Out q8 = {});
 
 // Geometry of the paged KV cache of one layer: [block][kv_head][token][head_dim] fp16.
 struct KvLayout {
@@ -98,11 +129,12 @@ cudaError_t rope_and_store_kv(float* q, const float* k, const float* v, const fl
 // Causal attention of every (entry, head) over positions [0, pos] of its
 // sequence. splits > 1 divides each sequence into chunks of kAttnSplitTokens
 // handled by separate blocks (flash-decoding) and merges them; partial must
-// then hold n_tokens * n_head * splits * (head_dim + 2) floats.
+// then hold n_tokens * n_head * splits * (head_dim + 2) floats. With q8 the
+// output ([n_tokens][n_head * head_dim]) is also quantized.
 inline constexpr int kAttnSplitTokens = 64;
 cudaError_t attention(const float* q, const KvLayout& kv, const BatchDevice& batch, int n_tokens,
                       int n_head, float scale, int splits, float* partial, float* out,
-                      cudaStream_t stream);
+                      cudaStream_t stream, Q8Out q8 = {});
 
 // The same attention on tensor cores for prefill and large batches: entries
 // go in tiles of consecutive entries of one sequence (positions increasing),

@@ -1,6 +1,7 @@
 // Row-wise and element-wise kernels of the decoder layer: RMSNorm, SwiGLU,
 // bias + RoPE + KV-cache store, activation conversions.
 #include <algorithm>
+#include <atomic>
 
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cuda_kernels.h"
@@ -21,24 +22,35 @@ __global__ void f32_to_bf16_kernel(const float* __restrict__ x, __nv_bfloat16* _
 // One block per row. A decode step runs one row per call, so the row is read
 // with float4 loads by up to 1024 threads (a few loads in flight each, not a
 // chain of dependent ones): this kernel is latency-bound, not bandwidth-bound.
+// With q8 the output row is also quantized in the same pass, so the decode
+// GEMVs that follow need no separate quantization launch.
 __global__ void rmsnorm_kernel(const float* __restrict__ x, const float* __restrict__ weight,
-                               const int32_t* __restrict__ rows, int n, float eps, float* __restrict__ out) {
+                               const int32_t* __restrict__ rows, int n, float eps, float* __restrict__ out,
+                               Q8Out q8) {
   __shared__ float scratch[32];
+  pdl_enter();
   const int64_t src_row = rows ? rows[blockIdx.x] : blockIdx.x;
   const float* xr = x + src_row * n;
   float* o = out + static_cast<int64_t>(blockIdx.x) * n;
   float ss = 0.0f;
-  if (n % 4 == 0) {
-    const float4* x4 = reinterpret_cast<const float4*>(xr);
-#pragma unroll 4
-    for (int i = threadIdx.x; i < n / 4; i += blockDim.x) {
-      const float4 v = x4[i];
-      ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
-    }
+  if (n % 4 != 0) {  // no quants here: they need n % 32 == 0
+    for (int i = threadIdx.x; i < n; i += blockDim.x) ss += xr[i] * xr[i];
     ss = block_sum(ss, scratch);
     const float inv = rsqrtf(ss / n + eps);
-    const float4* w4 = reinterpret_cast<const float4*>(weight);
-    float4* o4 = reinterpret_cast<float4*>(o);
+    for (int i = threadIdx.x; i < n; i += blockDim.x) o[i] = xr[i] * inv * weight[i];
+    return;
+  }
+  const float4* x4 = reinterpret_cast<const float4*>(xr);
+#pragma unroll 4
+  for (int i = threadIdx.x; i < n / 4; i += blockDim.x) {
+    const float4 v = x4[i];
+    ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+  }
+  ss = block_sum(ss, scratch);
+  const float inv = rsqrtf(ss / n + eps);
+  const float4* w4 = reinterpret_cast<const float4*>(weight);
+  float4* o4 = reinterpret_cast<float4*>(o);
+  if (q8.q == nullptr) {
 #pragma unroll 4
     for (int i = threadIdx.x; i < n / 4; i += blockDim.x) {
       const float4 v = x4[i], w = w4[i];
@@ -46,18 +58,40 @@ __global__ void rmsnorm_kernel(const float* __restrict__ x, const float* __restr
     }
     return;
   }
-  for (int i = threadIdx.x; i < n; i += blockDim.x) ss += xr[i] * xr[i];
-  ss = block_sum(ss, scratch);
-  const float inv = rsqrtf(ss / n + eps);
-  for (int i = threadIdx.x; i < n; i += blockDim.x) o[i] = xr[i] * inv * weight[i];
+  // With quants: 8 consecutive threads hold a 32-value block, quantized from
+  // registers in the same pass. Every lane runs each trip for the shuffles;
+  // out-of-range lanes write nothing.
+  char4* q4 = reinterpret_cast<char4*>(q8.q) + static_cast<int64_t>(blockIdx.x) * (n / 4);
+  float* qd = q8.d + static_cast<int64_t>(blockIdx.x) * (n / 32);
+  for (int base = 0; base < n / 4; base += blockDim.x) {
+    const int i = base + threadIdx.x;
+    const bool in = i < n / 4;
+    float4 r = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    if (in) {
+      const float4 v = x4[i], w = w4[i];
+      r = make_float4(v.x * inv * w.x, v.y * inv * w.y, v.z * inv * w.z, v.w * inv * w.w);
+      o4[i] = r;
+    }
+    char4 qv;
+    float dv;
+    quantize_block32_x4(r, threadIdx.x % 32, &qv, &dv);
+    if (in) {
+      q4[i] = qv;
+      if (i % 8 == 0) qd[i / 8] = dv;
+    }
+  }
 }
 
-__global__ void silu_mul_kernel(float* __restrict__ gate, const float* __restrict__ up, int64_t n) {
+// One thread per value; with q8 every warp also quantizes its 32 values
+// (n % 32 == 0: a warp is all in range or all out).
+__global__ void silu_mul_kernel(float* __restrict__ gate, const float* __restrict__ up, int64_t n, Q8Out q8) {
+  pdl_enter();
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i < n) {
-    const float g = gate[i];
-    gate[i] = g / (1.0f + __expf(-g)) * up[i];
-  }
+  if (i >= n) return;
+  const float g = gate[i];
+  const float v = g / (1.0f + __expf(-g)) * up[i];
+  gate[i] = v;
+  if (q8.q != nullptr) quantize_block32(v, threadIdx.x % 32, q8.q + (i / 32) * 32, q8.d + i / 32);
 }
 
 // Block (entry, head) over n_head query heads, then n_kv key heads, then
@@ -68,6 +102,7 @@ __global__ void rope_store_kernel(float* __restrict__ q, const float* __restrict
                                   const float* __restrict__ cos_table, const float* __restrict__ sin_table,
                                   int n_head, int n_rot, bool neox, KvLayout kv, BatchDevice batch) {
   extern __shared__ float head[];
+  pdl_enter();
   const int e = blockIdx.x, h = blockIdx.y, d = threadIdx.x;
   const int hd = kv.head_dim, n_kv = kv.n_head_kv, half = n_rot / 2;
   const float* src;
@@ -110,7 +145,12 @@ __global__ void rope_store_kernel(float* __restrict__ q, const float* __restrict
   (kind == 1 ? kv.keys : kv.values)[slot] = __float2half_rn(val);
 }
 
+std::atomic<bool> g_programmatic_launch{false};
+
 }  // namespace
+
+void set_programmatic_launch(bool on) { g_programmatic_launch.store(on, std::memory_order_relaxed); }
+bool programmatic_launch() { return g_programmatic_launch.load(std::memory_order_relaxed); }
 
 cudaError_t convert_f32_to_f16(const float* x, __half* out, int64_t n, cudaStream_t stream) {
   f32_to_f16_kernel<<<blocks_for(n, 256), 256, 0, stream>>>(x, out, n);
@@ -123,16 +163,17 @@ cudaError_t convert_f32_to_bf16(const float* x, __nv_bfloat16* out, int64_t n, c
 }
 
 cudaError_t rmsnorm(const float* x, const float* weight, const int32_t* rows, int n_rows, int n, float eps,
-                    float* out, cudaStream_t stream) {
+                    float* out, cudaStream_t stream, Q8Out q8) {
   if (n_rows <= 0) return cudaSuccess;
+  if (q8.q != nullptr && (n % 32 != 0 || q8.d == nullptr)) return cudaErrorInvalidValue;
   const int threads = std::clamp((n / 4 + 31) / 32 * 32, 32, 1024);
-  rmsnorm_kernel<<<n_rows, threads, 0, stream>>>(x, weight, rows, n, eps, out);
-  return cudaGetLastError();
+  return launch_kernel(rmsnorm_kernel, n_rows, threads, 0, stream, x, weight, rows, n, eps, out, q8);
 }
 
-cudaError_t silu_mul(float* gate, const float* up, int64_t n, cudaStream_t stream) {
-  silu_mul_kernel<<<blocks_for(n, 256), 256, 0, stream>>>(gate, up, n);
-  return cudaGetLastError();
+cudaError_t silu_mul(float* gate, const float* up, int64_t n, cudaStream_t stream, Q8Out q8) {
+  if (n <= 0) return cudaSuccess;
+  if (q8.q != nullptr && (n % 32 != 0 || q8.d == nullptr)) return cudaErrorInvalidValue;
+  return launch_kernel(silu_mul_kernel, blocks_for(n, 256), 256, 0, stream, gate, up, n, q8);
 }
 
 cudaError_t rope_and_store_kv(float* q, const float* k, const float* v, const float* bq, const float* bk,
@@ -141,9 +182,8 @@ cudaError_t rope_and_store_kv(float* q, const float* k, const float* v, const fl
                               cudaStream_t stream) {
   if (kv.head_dim > 1024 || n_rot > kv.head_dim || n_rot % 2 != 0) return cudaErrorInvalidValue;
   const dim3 grid(n_tokens, n_head + 2 * kv.n_head_kv);
-  rope_store_kernel<<<grid, kv.head_dim, kv.head_dim * sizeof(float), stream>>>(
-      q, k, v, bq, bk, bv, cos_table, sin_table, n_head, n_rot, neox, kv, batch);
-  return cudaGetLastError();
+  return launch_kernel(rope_store_kernel, grid, kv.head_dim, kv.head_dim * sizeof(float), stream, q, k, v, bq, bk, bv,
+                       cos_table, sin_table, n_head, n_rot, neox, kv, batch);
 }
 
 cudaError_t copy_kv_block(const KvLayout& kv, int32_t from, int32_t to, cudaStream_t stream) {
