@@ -108,12 +108,12 @@ class CudaGroupedGemv : public ::testing::TestWithParam<GroupCase> {};
 // accumulating.
 TEST_P(CudaGroupedGemv, EqualsOneGemvPerMatrix) {
   const auto [type, split] = GetParam();
-  const int64_t cols = 17 * 256;
   const int64_t heights[kGemvMaxOutputs] = {45, 13, 6};
-  std::vector<DeviceBuffer<uint8_t>> weights;
-  for (int m = 0; m < kGemvMaxOutputs; ++m) weights.emplace_back(weight_rows(type, split, heights[m], cols, 60 + m));
+  for (const int64_t cols : {int64_t{17} * 256, int64_t{33} * 256})  // 33: the wide-row single-token kernel
   for (int n : {1, 3, 8}) {
-    SCOPED_TRACE("tokens " + std::to_string(n));
+    SCOPED_TRACE("columns " + std::to_string(cols) + ", tokens " + std::to_string(n));
+    std::vector<DeviceBuffer<uint8_t>> weights;
+    for (int m = 0; m < kGemvMaxOutputs; ++m) weights.emplace_back(weight_rows(type, split, heights[m], cols, 60 + m));
     const std::vector<float> x = random_floats(n * cols, 70 + n);
     DeviceBuffer<float> dx(x);
     DeviceBuffer<int8_t> xq(n * cols);
@@ -140,6 +140,7 @@ TEST_P(CudaGroupedGemv, EqualsOneGemvPerMatrix) {
     }
   }
   GemvOutput none[kGemvMaxOutputs + 1];
+  const int64_t cols = 256;
   EXPECT_NE(gemv_group(type, split, none, 0, cols, nullptr, nullptr, nullptr, 1, false, nullptr), cudaSuccess);
   EXPECT_NE(gemv_group(type, split, none, kGemvMaxOutputs + 1, cols, nullptr, nullptr, nullptr, 1, false, nullptr),
             cudaSuccess);

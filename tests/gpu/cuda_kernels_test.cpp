@@ -88,8 +88,11 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(WeightCase{TensorType::kF32, 37, 264}, WeightCase{TensorType::kF16, 37, 264},
                       WeightCase{TensorType::kBF16, 37, 264}, WeightCase{TensorType::kQ8_0, 45, 384},
                       WeightCase{TensorType::kQ4_0, 45, 384}, WeightCase{TensorType::kQ5_0, 45, 384},
-                      WeightCase{TensorType::kQ4_K, 19, 768}, WeightCase{TensorType::kQ6_K, 19, 768}),
-    [](const auto& info) { return std::string(tensor_type_name(info.param.type)); });
+                      WeightCase{TensorType::kQ4_K, 19, 768}, WeightCase{TensorType::kQ6_K, 19, 768},
+                      WeightCase{TensorType::kBF16, 21, 8704}),  // wide rows: fewer rows per block
+    [](const auto& info) {
+      return std::string(tensor_type_name(info.param.type)) + (info.param.cols > 8192 ? "_wide" : "");
+    });
 
 // 8-bit activations: the GPU quantizer against the scalar definition (block
 // scale amax / 127, quants rounded to nearest even: identical), then the
@@ -97,10 +100,20 @@ INSTANTIATE_TEST_SUITE_P(
 // activations in double precision.
 class CudaInt8Gemv : public ::testing::TestWithParam<TensorType> {};
 
+void check_int8_gemv(TensorType type, int64_t cols);
+
+// 17 super-blocks: 136 units per row, more than one block's threads; 33:
+// rows wide enough for the single-token kernel with fewer rows per block.
 TEST_P(CudaInt8Gemv, MatchesReferenceOnQuantizedActivations) {
-  const TensorType type = GetParam();
-  // 17 super-blocks: 136 units per row, more than one block's threads.
-  const int64_t rows = 45, cols = 17 * 256;
+  for (int64_t cols : {17 * 256, 33 * 256}) {
+    SCOPED_TRACE("columns " + std::to_string(cols));
+    check_int8_gemv(GetParam(), cols);
+    if (HasFatalFailure()) return;
+  }
+}
+
+void check_int8_gemv(TensorType type, int64_t cols) {
+  const int64_t rows = 45;
   const bool gguf_int8 = int8_gemv_supported(type), split = split_layout_supported(type);
   ASSERT_TRUE(gguf_int8 || split);
   const std::vector<float> w_src = random_floats(rows * cols, 9, 0.05f);

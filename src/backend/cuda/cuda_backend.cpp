@@ -317,22 +317,34 @@ bool CudaContext::wants_q8(int n, int64_t cols, std::initializer_list<const Devi
 
 Status CudaContext::matmul_group(std::initializer_list<std::pair<const DeviceMatrix*, float*>> outs, const float* x,
                                  int n, const Q8Input& xq) {
-  const DeviceMatrix& first = *outs.begin()->first;
   // The grouped kernel is the split-layout one on 8-bit activations or the
   // fp32-activation one; the GGUF-layout 8-bit kernel (Q5_0) goes alone.
-  bool grouped = use_fusion_ && n <= cuda::kGemvMaxRows && outs.size() <= size_t(cuda::kGemvMaxOutputs) &&
-                 (first.split ? xq.q != nullptr : !(xq.q != nullptr && cuda::int8_gemv_supported(first.type)));
-  cuda::GemvOutput targets[cuda::kGemvMaxOutputs];
-  int count = 0;
-  for (const auto& [w, y] : outs) {
-    grouped = grouped && w->type == first.type && w->split == first.split && w->cols == first.cols;
-    if (count < cuda::kGemvMaxOutputs) targets[count++] = {w->data, w->rows, y};
+  auto groupable = [&](const DeviceMatrix& w) {
+    return use_fusion_ && n <= cuda::kGemvMaxRows &&
+           (w.split ? xq.q != nullptr : !(xq.q != nullptr && cuda::int8_gemv_supported(w.type)));
+  };
+  // Matrices of one type, layout and width go in one launch (a Q4_K_M file
+  // mixes Q4_K q/k with a Q6_K v: two launches).
+  std::vector<bool> done(outs.size(), false);
+  const auto* o = outs.begin();
+  for (size_t i = 0; i < outs.size(); ++i) {
+    if (done[i]) continue;
+    const DeviceMatrix& w = *o[i].first;
+    if (!groupable(w)) {
+      FRUGAL_RETURN_IF_ERROR(matmul(w, x, n, o[i].second, false, xq));
+      continue;
+    }
+    cuda::GemvOutput targets[cuda::kGemvMaxOutputs];
+    int count = 0;
+    for (size_t j = i; j < outs.size() && count < cuda::kGemvMaxOutputs; ++j) {
+      const DeviceMatrix& v = *o[j].first;
+      if (done[j] || v.type != w.type || v.split != w.split || v.cols != w.cols) continue;
+      targets[count++] = {v.data, v.rows, o[j].second};
+      done[j] = true;
+    }
+    FRUGAL_RETURN_IF_ERROR(cuda_status(
+        cuda::gemv_group(w.type, w.split, targets, count, w.cols, x, xq.q, xq.d, n, false, stream_), "grouped GEMV"));
   }
-  if (grouped)
-    return cuda_status(cuda::gemv_group(first.type, first.split, targets, count, first.cols, x, xq.q, xq.d, n, false,
-                                        stream_),
-                       "grouped GEMV");
-  for (const auto& [w, y] : outs) FRUGAL_RETURN_IF_ERROR(matmul(*w, x, n, y, false, xq));
   return Status::Ok();
 }
 

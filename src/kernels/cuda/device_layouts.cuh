@@ -10,7 +10,8 @@
 //     (the GGUF block of 210 bytes keeps 2-byte alignment).
 // Every layout has row_bytes(cols), repack_row() (host, GGUF row -> device
 // row), load() / load_act() / dot() for the integer GEMV, kLoadsAhead (units
-// whose loads a decode thread issues before using them), and load_group()
+// whose loads a decode thread issues before using them), kWideRows (rows per
+// block of single-token GEMVs over wide rows), and load_group()
 // that returns group g of block b in its GGUF format's registers, so the
 // prefill dequantizer shares the format's dequant().
 #pragma once
@@ -43,6 +44,7 @@ __device__ __forceinline__ Act32 load_act32(const int8_t* xq, const float* xd, i
 template <int kQuantBytes>
 struct SplitRows {
   static constexpr int kLoadsAhead = kQuantBytes == 32 ? 2 : 1;  // Q8_0: 2
+  static constexpr int kWideRows = 4;                              // rows per block over wide rows (matmul.cu)
   static constexpr uint64_t row_bytes(int64_t cols) {
     return pad16(static_cast<uint64_t>(cols / kActBlock) * (kQuantBytes + 2));
   }
@@ -119,6 +121,7 @@ struct SplitQ8_0 : SplitRows<32> {
 struct SplitQ4_K {
   using Format = FormatQ4_K;
   static constexpr int kLoadsAhead = 1;
+  static constexpr int kWideRows = 2;
   static constexpr uint64_t row_bytes(int64_t cols) { return static_cast<uint64_t>(cols / 256) * 144; }
   static void repack_row(const uint8_t* in, int64_t cols, uint8_t* out) { std::memcpy(out, in, row_bytes(cols)); }
   struct Raw { uint4 q; float a0, b0, a1, b1; };  // sub-block scale d*sc and offset dmin*m of the two runs
@@ -168,6 +171,7 @@ struct SplitQ4_K {
 struct SplitQ6_K {
   using Format = FormatQ6_K;
   static constexpr int kLoadsAhead = 1;
+  static constexpr int kWideRows = 2;
   static constexpr uint64_t row_bytes(int64_t cols) { return pad16(static_cast<uint64_t>(cols / 256) * 210); }
   static void repack_row(const uint8_t* in, int64_t cols, uint8_t* out) {
     const int64_t nsb = cols / 256;

@@ -2,6 +2,9 @@
 // (decode) on fp32 activations, or on 8-bit activations with integer dot
 // products for the 32-element formats, and a dequantize-to-fp16 pass that
 // feeds cuBLAS for large batches.
+#include <cstdlib>
+#include <cstring>
+
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cuda_kernels.h"
 #include "kernels/cuda/device_layouts.cuh"
@@ -11,6 +14,7 @@ namespace {
 
 constexpr int kGemvWarps = 4;   // warps per block, all on the block's rows
 constexpr int kGemvUnroll = 2;  // groups each thread has in flight per row
+constexpr int64_t kWideRowCols = 8192;  // wider single-token rows take fewer rows per block
 
 // The matrices of one GEMV launch (gemv_group; a lone GEMV is a group of
 // one). Blocks [first_block[m], first_block[m + 1]) compute matrix m.
@@ -317,13 +321,32 @@ GemvTargets gemv_targets(const GemvArgs& a, int rows_per_block, unsigned& grid) 
 // each activation load), up to kGemvMaxRows (2 rows: registers).
 template <class Kernel>
 cudaError_t launch_for_tokens(const GemvArgs& a, cudaStream_t stream) {
-  if (a.n_tokens == 1) return Kernel::template launch<1, 4>(a, stream);
+  if (a.n_tokens == 1) {
+    // Wide rows (the FFN down matrix: 14336 columns, only 4096 rows) with 4
+    // rows per block fill half the GPU's thread slots, each thread walking a
+    // long row; Kernel::kWideRows per block gives more blocks in flight where
+    // that measured faster. FRUGAL_CUDA_WIDE_ROWS=1|2|4 overrides it.
+    static const int wide_override = [] {
+      const char* e = std::getenv("FRUGAL_CUDA_WIDE_ROWS");
+      return e && (std::strcmp(e, "1") == 0 || std::strcmp(e, "2") == 0 || std::strcmp(e, "4") == 0) ? std::atoi(e)
+                                                                                                       : 0;
+    }();
+    const int wide_rows = wide_override ? wide_override : Kernel::kWideRows;
+    if (a.cols > kWideRowCols && wide_rows == 2) return Kernel::template launch<1, 2>(a, stream);
+    if (a.cols > kWideRowCols && wide_rows == 1) return Kernel::template launch<1, 1>(a, stream);
+    return Kernel::template launch<1, 4>(a, stream);
+  }
   if (a.n_tokens <= 4) return Kernel::template launch<4, 4>(a, stream);
   return Kernel::template launch<kGemvMaxRows, 2>(a, stream);
 }
 
+// kWideRows: rows per block of single-token GEMVs over wide rows. Measured
+// on an H200 (llama3-8b shape, tg128 with 4 / 2 / 1): BF16 223.8 / 227.9 /
+// 225.4, Q4_0 470.1 / 459.7 / 432.6, Q4_K_M (Q4_K and Q6_K down
+// matrices) 353.5 / 367.3 / 355.2 tok/s. Q8_0 and Q5_0 keep 4 (not measured).
 template <class F>
 struct FloatGemv {
+  static constexpr int kWideRows = 2;
   template <int kMaxTokens, int kRows>
   static cudaError_t launch(const GemvArgs& a, cudaStream_t stream) {
     unsigned grid;
@@ -335,6 +358,7 @@ struct FloatGemv {
 
 template <class F>
 struct Int8Gemv {
+  static constexpr int kWideRows = 4;
   template <int kMaxTokens, int kRows>
   static cudaError_t launch(const GemvArgs& a, cudaStream_t stream) {
     unsigned grid;
@@ -346,6 +370,7 @@ struct Int8Gemv {
 
 template <class F>
 struct Int8SplitGemv {
+  static constexpr int kWideRows = F::kWideRows;
   template <int kMaxTokens, int kRows>
   static cudaError_t launch(const GemvArgs& a, cudaStream_t stream) {
     unsigned grid;
