@@ -325,10 +325,11 @@ Status CudaContext::matmul_group(std::initializer_list<std::pair<const DeviceMat
   };
   // Matrices of one type, layout and width go in one launch (a Q4_K_M file
   // mixes Q4_K q/k with a Q6_K v: two launches).
-  std::vector<bool> done(outs.size(), false);
+  if (outs.size() > 32) return internal_error("matmul_group: more than 32 matrices");
+  uint32_t done = 0;  // bit i: matrix i issued (no allocation on the step's path)
   const auto* o = outs.begin();
   for (size_t i = 0; i < outs.size(); ++i) {
-    if (done[i]) continue;
+    if (done >> i & 1u) continue;
     const DeviceMatrix& w = *o[i].first;
     if (!groupable(w)) {
       FRUGAL_RETURN_IF_ERROR(matmul(w, x, n, o[i].second, false, xq));
@@ -338,9 +339,9 @@ Status CudaContext::matmul_group(std::initializer_list<std::pair<const DeviceMat
     int count = 0;
     for (size_t j = i; j < outs.size() && count < cuda::kGemvMaxOutputs; ++j) {
       const DeviceMatrix& v = *o[j].first;
-      if (done[j] || v.type != w.type || v.split != w.split || v.cols != w.cols) continue;
+      if ((done >> j & 1u) || v.type != w.type || v.split != w.split || v.cols != w.cols) continue;
       targets[count++] = {v.data, v.rows, o[j].second};
-      done[j] = true;
+      done |= 1u << j;
     }
     FRUGAL_RETURN_IF_ERROR(cuda_status(
         cuda::gemv_group(w.type, w.split, targets, count, w.cols, x, xq.q, xq.d, n, false, stream_), "grouped GEMV"));
