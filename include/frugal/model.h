@@ -128,6 +128,10 @@ class InferenceContext {
   // (pos == current length) or overwrite from an earlier point (the cache is
   // truncated there first).
   Status forward(std::span<const BatchEntry> batch, std::vector<float>& logits);
+  // The same step without the copy: the logits rows stay where the step left
+  // them (on the GPU path, pinned host memory the device writes into
+  // directly) and the view is valid until this context's next step.
+  Expected<std::span<const float>> step(std::span<const BatchEntry> batch);
 
   // Forgets a sequence and frees its KV blocks.
   void clear_sequence(int32_t seq);

@@ -78,13 +78,25 @@ struct StepInput {
   const void* table_owner = nullptr;
 };
 
+// Host memory a device uploads a step's inputs from (pinned), sized for
+// max_batch_tokens entries; null where the device has none.
+struct StepStaging {
+  float* x = nullptr;
+  float* rope_cos = nullptr;
+  float* rope_sin = nullptr;
+};
+
 class DeviceContext {
  public:
   virtual ~DeviceContext() = default;
-  // Runs the device layers. With output_on_device, `logits` receives n_vocab
-  // floats per entry that wants logits; otherwise x_out ([n][n_embd]) receives
-  // the residual stream after the last device layer.
-  virtual Status forward(const StepInput& in, float* x_out, std::vector<float>* logits) = 0;
+  // Where the caller may build the next step's inputs (StepInput's x and
+  // RoPE tables may then point there, and no copy is made).
+  virtual StepStaging staging() { return {}; }
+  // Runs the device layers. With output_on_device, `logits` views n_vocab
+  // floats per entry that wants logits, in host memory the context owns, valid
+  // until its next forward; otherwise x_out ([n][n_embd]) receives the
+  // residual stream after the last device layer.
+  virtual Status forward(const StepInput& in, float* x_out, std::span<const float>* logits) = 0;
   // Mirrors KvCache's copy-on-write of a shared partial block.
   virtual Status copy_kv_block(int32_t from, int32_t to) = 0;
 };

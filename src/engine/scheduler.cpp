@@ -361,11 +361,13 @@ void Scheduler::run_step() {
                         .want_logits = pos + 1 == static_cast<int32_t>(s.tokens.size())});
     }
   }
-  if (Status st = ctx_.forward(batch_, logits_); !st.ok()) {
+  const Expected<std::span<const float>> step = ctx_.step(batch_);
+  if (!step.ok()) {
     for (const PlanItem& item : plan_)
-      if (!item.seq->finished) fail_request(*item.seq->owner, st.with_context("forward pass"));
+      if (!item.seq->finished) fail_request(*item.seq->owner, step.status().with_context("forward pass"));
     return;
   }
+  const float* logits = step->data();
   ready_.clear();
   for (const PlanItem& item : plan_) {
     Sequence& s = *item.seq;
@@ -378,7 +380,7 @@ void Scheduler::run_step() {
   auto sample_rows = [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i)
       ready_[i].token = ready_[i].seq->sampler.sample(
-          {logits_.data() + static_cast<size_t>(i) * n_vocab_, static_cast<size_t>(n_vocab_)});
+          {logits + static_cast<size_t>(i) * n_vocab_, static_cast<size_t>(n_vocab_)});
   };
   const auto n_ready = static_cast<int64_t>(ready_.size());
   if (n_ready >= 8)
@@ -386,7 +388,7 @@ void Scheduler::run_step() {
   else
     sample_rows(0, n_ready);
   for (int64_t i = 0; i < n_ready; ++i)
-    on_logits(*ready_[i].seq, logits_.data() + static_cast<size_t>(i) * n_vocab_, ready_[i].token);
+    on_logits(*ready_[i].seq, logits + static_cast<size_t>(i) * n_vocab_, ready_[i].token);
 }
 
 void Scheduler::on_logits(Sequence& s, const float* logits, int32_t token) {

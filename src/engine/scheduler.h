@@ -113,7 +113,6 @@ class Scheduler {
   };
   std::vector<ReadyRow> ready_;  // sequences with a logits row this step, in row order
   std::vector<BatchEntry> batch_;
-  std::vector<float> logits_;
 };
 
 }  // namespace frugal::engine

@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <map>
+#include <mutex>
 
 #include "formats/hf/hf_convert.h"
 #include "model/model_impl.h"
@@ -261,6 +262,12 @@ Expected<std::unique_ptr<InferenceContext>> InferenceContext::create(const Model
 }
 
 Status InferenceContext::forward(std::span<const BatchEntry> batch, std::vector<float>& logits) {
+  FRUGAL_ASSIGN_OR_RETURN(const std::span<const float> rows, step(batch));
+  logits.assign(rows.begin(), rows.end());
+  return Status::Ok();
+}
+
+Expected<std::span<const float>> InferenceContext::step(std::span<const BatchEntry> batch) {
   ContextImpl& c = *impl_;
   const ModelImpl& m = *c.model;
   const HParams& hp = m.hp;
@@ -313,22 +320,47 @@ Status InferenceContext::forward(std::span<const BatchEntry> batch, std::vector<
   }
 
   ForwardBuffers& b = c.buf;
-  for (int64_t e = 0; e < n; ++e)
-    FRUGAL_RETURN_IF_ERROR(read_matrix_row(m.weights.token_embd, batch[e].token, b.x.data() + e * hp.n_embd));
-  rope_tables(hp, b.rope_inv_freq, batch, b.rope_cos.data(), b.rope_sin.data());
-
   const bool output_on_device = c.gpu_layers == hp.n_layer;
+  // With every layer on the device the inputs go straight into the memory it
+  // uploads from (no CPU layer reads them here).
+  const backend::StepStaging staging = output_on_device ? c.device->staging() : backend::StepStaging{};
+  float* x_in = staging.x ? staging.x : b.x.data();
+  float* cos_in = staging.x ? staging.rope_cos : b.rope_cos.data();
+  float* sin_in = staging.x ? staging.rope_sin : b.rope_sin.data();
+  // Embedding rows (converted from the file's type) and RoPE tables (sines in
+  // double precision) cost milliseconds per 512-token chunk on one core, which
+  // a GPU step would wait for: large batches use the pool.
+  const int half = hp.n_rot / 2;
+  std::mutex embed_mutex;
+  Status embed_status;
+  auto stage_inputs = [&](int64_t begin, int64_t end) {
+    for (int64_t e = begin; e < end; ++e) {
+      Status st = read_matrix_row(m.weights.token_embd, batch[e].token, x_in + e * hp.n_embd);
+      if (!st.ok()) {
+        std::lock_guard<std::mutex> lock(embed_mutex);
+        if (embed_status.ok()) embed_status = std::move(st);
+      }
+    }
+    rope_tables(hp, b.rope_inv_freq, batch.subspan(begin, end - begin), cos_in + begin * half, sin_in + begin * half);
+  };
+  if (n >= 64)
+    m.pool->parallel_for(n, stage_inputs, 16);
+  else
+    stage_inputs(0, n);
+  FRUGAL_RETURN_IF_ERROR(embed_status);
+
+  std::span<const float> device_logits;
   if (c.gpu_layers > 0) {
     const backend::StepInput in{
         .batch = batch,
-        .x = b.x.data(),
-        .rope_cos = b.rope_cos.data(),
-        .rope_sin = b.rope_sin.data(),
+        .x = x_in,
+        .rope_cos = cos_in,
+        .rope_sin = sin_in,
         .block_table = [](const void* kv, int32_t seq) {
           return std::span<const int32_t>(static_cast<const KvCache*>(kv)->block_table(seq));
         },
         .table_owner = &c.kv};
-    FRUGAL_RETURN_IF_ERROR(c.device->forward(in, b.x.data(), output_on_device ? &logits : nullptr));
+    FRUGAL_RETURN_IF_ERROR(c.device->forward(in, b.x.data(), output_on_device ? &device_logits : nullptr));
   }
   for (int l = c.gpu_layers; l < hp.n_layer; ++l) {
     LayerContext lc{.hp = hp,
@@ -347,7 +379,7 @@ Status InferenceContext::forward(std::span<const BatchEntry> batch, std::vector<
   for (int32_t s = 0; s < c.options.max_sequences; ++s)
     if (c.first_pos[s] >= 0) c.kv.set_length(s, c.last_pos[s] + 1);
 
-  if (output_on_device) return Status::Ok();
+  if (output_on_device) return device_logits;
 
   // Final norm and output projection for the rows that want logits.
   int64_t n_out = 0;
@@ -357,9 +389,10 @@ Status InferenceContext::forward(std::span<const BatchEntry> batch, std::vector<
                      m.weights.output_norm.data(), hp.n_embd, hp.rms_eps);
     ++n_out;
   }
+  std::vector<float>& logits = c.logits;
   logits.resize(static_cast<size_t>(n_out) * hp.n_vocab);
   if (n_out > 0) kernels::matmul(m.weights.output, b.h.data(), n_out, logits.data(), *m.pool, c.mm);
-  return Status::Ok();
+  return std::span<const float>(logits);
 }
 
 }  // namespace frugal

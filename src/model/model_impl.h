@@ -44,6 +44,7 @@ struct ContextImpl {
   // the remaining layers (kv layer = layer - gpu_layers).
   std::unique_ptr<backend::DeviceContext> device;
   int gpu_layers = 0;
+  std::vector<float> logits;  // the CPU output head's rows (step() views them)
 };
 
 }  // namespace frugal

@@ -96,6 +96,66 @@ TEST(CudaFusion, SiluMulWritesTheQuantsOfItsOutput) {
   EXPECT_NE(silu_mul(fused.ptr, du.ptr, 1000, nullptr, {q.ptr, d.ptr}), cudaSuccess);
 }
 
+// The 16-bit activations of the large-batch GEMMs: RMSNorm's equal the
+// conversion of its fp32 output; the stacked SwiGLU over [gate | up] rows
+// equals silu_mul on separate rows, and its 16-bit output that conversion.
+template <class T>
+std::vector<T> converted(const std::vector<float>& x, bool bf16) {
+  DeviceBuffer<float> dx(x);
+  DeviceBuffer<T> out(x.size());
+  EXPECT_EQ(bf16 ? convert_f32_to_bf16(dx.ptr, reinterpret_cast<__nv_bfloat16*>(out.ptr), x.size(), nullptr)
+                 : convert_f32_to_f16(dx.ptr, reinterpret_cast<__half*>(out.ptr), x.size(), nullptr),
+            cudaSuccess);
+  return out.download();
+}
+
+TEST(CudaFusion, RmsNormWrites16BitActivations) {
+  const int rows = 5;
+  for (int n : {4096, 4064, 100}) {  // float4 path (two widths), scalar path
+    for (bool bf16 : {true, false}) {
+      SCOPED_TRACE(std::to_string(n) + (bf16 ? " bf16" : " fp16"));
+      const std::vector<float> x = random_floats(rows * n, 61, 3.0f), w = random_floats(n, 62);
+      DeviceBuffer<float> dx(x), dw(w), plain(rows * n), fused(rows * n);
+      DeviceBuffer<uint16_t> a16(rows * n);
+      ASSERT_CUDA(rmsnorm(dx.ptr, dw.ptr, nullptr, rows, n, 1e-5f, plain.ptr, nullptr));
+      ASSERT_CUDA(rmsnorm(dx.ptr, dw.ptr, nullptr, rows, n, 1e-5f, fused.ptr, nullptr, {}, {a16.ptr, bf16}));
+      ASSERT_CUDA(cudaDeviceSynchronize());
+      const std::vector<float> out = plain.download();
+      expect_same_bits(fused.download(), out, "fp32 output");
+      expect_same_bits(a16.download(), converted<uint16_t>(out, bf16), "16-bit output");
+    }
+  }
+  DeviceBuffer<float> x(64), out(64);
+  DeviceBuffer<int8_t> q(64);
+  DeviceBuffer<uint16_t> a16(64);
+  EXPECT_NE(rmsnorm(x.ptr, x.ptr, nullptr, 1, 64, 1e-5f, out.ptr, nullptr, {q.ptr, out.ptr}, {a16.ptr, true}),
+            cudaSuccess)
+      << "one fused output at a time";
+}
+
+TEST(CudaFusion, StackedSiluMulRows) {
+  const int rows = 7;
+  const int64_t ff = 2816;
+  const std::vector<float> gu = random_floats(rows * 2 * ff, 63, 4.0f);
+  std::vector<float> g(rows * ff), u(rows * ff);
+  for (int r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < ff; ++j) g[r * ff + j] = gu[r * 2 * ff + j], u[r * ff + j] = gu[r * 2 * ff + ff + j];
+  DeviceBuffer<float> plain(g), du(u), dgu(gu), out(rows * ff);
+  ASSERT_CUDA(silu_mul(plain.ptr, du.ptr, rows * ff, nullptr));
+  const std::vector<float> want = plain.download();
+  for (bool bf16 : {true, false}) {
+    SCOPED_TRACE(bf16 ? "bf16" : "fp16");
+    DeviceBuffer<uint16_t> a16(rows * ff);
+    ASSERT_CUDA(silu_mul_rows(dgu.ptr, dgu.ptr + ff, rows, ff, 2 * ff, out.ptr, {a16.ptr, bf16}, nullptr));
+    ASSERT_CUDA(cudaDeviceSynchronize());
+    expect_same_bits(out.download(), want, "fp32 output");
+    expect_same_bits(a16.download(), converted<uint16_t>(want, bf16), "16-bit output");
+  }
+  EXPECT_NE(silu_mul_rows(dgu.ptr, dgu.ptr + ff, rows, ff, 2 * ff, nullptr, {}, nullptr), cudaSuccess)
+      << "no output";
+  EXPECT_NE(silu_mul_rows(dgu.ptr, dgu.ptr + 2, rows, 2, 6, out.ptr, {}, nullptr), cudaSuccess) << "n_ff % 4";
+}
+
 struct GroupCase {
   TensorType type;
   bool split;  // device layout on 8-bit activations; else GGUF rows on fp32 activations

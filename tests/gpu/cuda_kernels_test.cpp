@@ -325,6 +325,51 @@ TEST_P(CudaRope, BiasRotationAndCacheStore) {
   }
 }
 
+// The large-batch path's rows: q, k, v side by side per token ([q | k | v]),
+// q written to its own packed buffer. Same bits as the packed, in-place call.
+TEST_P(CudaRope, StackedRowsEqualPackedRows) {
+  const bool neox = GetParam();
+  PagedSetup s;
+  const int n = 3, qd = s.n_head * s.hd, kvd = s.n_kv * s.hd, width = qd + 2 * kvd;
+  const std::vector<int32_t> pos = {5, 17, 40}, offs = {0, 4, 0};
+  const int half = s.n_rot / 2;
+  const auto rows = random_floats(n * width, 16);
+  std::vector<float> q(n * qd), k(n * kvd), v(n * kvd), cs(n * half), sn(n * half);
+  for (int e = 0; e < n; ++e) {
+    std::copy_n(rows.begin() + e * width, qd, q.begin() + e * qd);
+    std::copy_n(rows.begin() + e * width + qd, kvd, k.begin() + e * kvd);
+    std::copy_n(rows.begin() + e * width + qd + kvd, kvd, v.begin() + e * kvd);
+    for (int i = 0; i < half; ++i) {
+      const double a = pos[e] * std::pow(10000.0, -2.0 * i / s.n_rot);
+      cs[e * half + i] = float(std::cos(a)), sn[e * half + i] = float(std::sin(a));
+    }
+  }
+  const auto bq = random_floats(qd, 17), bk = random_floats(kvd, 18), bv = random_floats(kvd, 19);
+  const size_t cache = size_t(s.n_blocks) * s.n_kv * s.bt * s.hd;
+  DeviceBuffer<float> dq(q), dk(k), dv(v), drows(rows), qout(n * qd), dbq(bq), dbk(bk), dbv(bv), dc(cs), ds(sn);
+  DeviceBuffer<__half> keys_a(cache), values_a(cache), keys_b(cache), values_b(cache);
+  DeviceBuffer<int32_t> dpos(pos), doff(offs), dtab(s.tables);
+  const BatchDevice batch{dpos.ptr, doff.ptr, dtab.ptr};
+  ASSERT_CUDA(cudaMemset(keys_a.ptr, 0, cache * 2));
+  ASSERT_CUDA(cudaMemset(values_a.ptr, 0, cache * 2));
+  ASSERT_CUDA(cudaMemset(keys_b.ptr, 0, cache * 2));
+  ASSERT_CUDA(cudaMemset(values_b.ptr, 0, cache * 2));
+  ASSERT_CUDA(rope_and_store_kv(dq.ptr, dk.ptr, dv.ptr, dbq.ptr, dbk.ptr, dbv.ptr, dc.ptr, ds.ptr, n, s.n_head,
+                                s.n_rot, neox, {keys_a.ptr, values_a.ptr, s.n_kv, s.hd, s.bt}, batch, nullptr));
+  ASSERT_CUDA(rope_and_store_kv(drows.ptr, drows.ptr + qd, drows.ptr + qd + kvd, dbq.ptr, dbk.ptr, dbv.ptr, dc.ptr,
+                                ds.ptr, n, s.n_head, s.n_rot, neox, {keys_b.ptr, values_b.ptr, s.n_kv, s.hd, s.bt},
+                                batch, nullptr, qout.ptr, width, width));
+  ASSERT_CUDA(cudaDeviceSynchronize());
+  const auto want_q = dq.download(), got_q = qout.download();
+  for (size_t i = 0; i < want_q.size(); ++i) ASSERT_EQ(got_q[i], want_q[i]) << "q " << i;
+  const auto ka = keys_a.download(), kb = keys_b.download(), va = values_a.download(), vb = values_b.download();
+  for (size_t i = 0; i < cache; ++i) {
+    ASSERT_EQ(__half_as_ushort(ka[i]), __half_as_ushort(kb[i])) << "key " << i;
+    ASSERT_EQ(__half_as_ushort(va[i]), __half_as_ushort(vb[i])) << "value " << i;
+  }
+  EXPECT_EQ(drows.download(), rows) << "the stacked input is only read";
+}
+
 INSTANTIATE_TEST_SUITE_P(Pairings, CudaRope, ::testing::Values(false, true),
                          [](const auto& info) { return info.param ? "NeoX" : "Interleaved"; });
 

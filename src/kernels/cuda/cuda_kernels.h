@@ -82,6 +82,14 @@ struct Q8Out {
   float* d = nullptr;
 };
 
+// Where a producer kernel also writes its output as the 16-bit activations
+// of a cuBLAS GEMM (bf16 for bf16 weights, else fp16; same layout as the
+// fp32 output, round to nearest); null: not wanted.
+struct Act16Out {
+  void* data = nullptr;
+  bool bf16 = false;
+};
+
 // Dequantizes rows [0, rows) of W to row-major fp16 (out[r * cols + k]).
 cudaError_t dequantize_to_f16(TensorType type, const void* w, int64_t rows, int64_t cols,
                               __half* out, cudaStream_t stream);
@@ -93,11 +101,17 @@ cudaError_t convert_f32_to_bf16(const float* x, __nv_bfloat16* out, int64_t n, c
 // out[i] = x[src_row(i)] / rms(x[src_row(i)]) * weight for i < n_rows, where
 // src_row(i) = rows ? rows[i] : i (the gather picks the rows that want logits).
 // With q8, out is also quantized to 8 bits per 32 values (n % 32 == 0).
+// With a16 (and no q8) out is also written as 16-bit activations.
 cudaError_t rmsnorm(const float* x, const float* weight, const int32_t* rows, int n_rows, int n,
-                    float eps, float* out, cudaStream_t stream, Q8Out q8 = {});
+                    float eps, float* out, cudaStream_t stream, Q8Out q8 = {}, Act16Out a16 = {});
 
 // gate[i] = silu(gate[i]) * up[i]; with q8 also quantized (n % 32 == 0).
 cudaError_t silu_mul(float* gate, const float* up, int64_t n, cudaStream_t stream, Q8Out q8 = {});
+// Rows of a fused gate/up output: for r < n_rows, j < n_ff,
+// v = silu(gate[r * stride + j]) * up[r * stride + j], written to out[r * n_ff + j]
+// when out is set and to a16 when that is set (n_ff % 4 == 0, stride % 4 == 0).
+cudaError_t silu_mul_rows(const float* gate, const float* up, int n_rows, int64_t n_ff, int64_t stride, float* out,
+                          Act16Out a16, cudaStream_t stream);
 
 // Geometry of the paged KV cache of one layer: [block][kv_head][token][head_dim] fp16.
 struct KvLayout {
@@ -118,13 +132,16 @@ struct BatchDevice {
 
 // Adds the optional biases to q/k/v, rotates the first n_rot dimensions of
 // every q and k head (neox: pairs (i, i + n_rot/2), else (2i, 2i+1)) with the
-// per-entry cos/sin tables ([n][n_rot/2]), leaves q in place and stores k, v
-// into the cache slot of each entry.
+// per-entry cos/sin tables ([n][n_rot/2]), writes q to q_out ([n][n_head *
+// head_dim]; null: in place) and stores k, v into the cache slot of each
+// entry. Row e of q / k / v starts at e * q_stride / e * kv_stride floats
+// (0: packed rows; a fused [q | k | v] output has both at its row width).
 cudaError_t rope_and_store_kv(float* q, const float* k, const float* v, const float* bq,
                               const float* bk, const float* bv, const float* cos_table,
                               const float* sin_table, int n_tokens, int n_head, int n_rot,
                               bool neox, const KvLayout& kv, const BatchDevice& batch,
-                              cudaStream_t stream);
+                              cudaStream_t stream, float* q_out = nullptr, int64_t q_stride = 0,
+                              int64_t kv_stride = 0);
 
 // Causal attention of every (entry, head) over positions [0, pos] of its
 // sequence. splits > 1 divides each sequence into chunks of kAttnSplitTokens

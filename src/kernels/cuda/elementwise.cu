@@ -19,6 +19,26 @@ __global__ void f32_to_bf16_kernel(const float* __restrict__ x, __nv_bfloat16* _
   if (i < n) out[i] = __float2bfloat16_rn(x[i]);
 }
 
+// Four consecutive values (element 4 * i4 onwards) as 16-bit activations.
+__device__ inline void store4_16(const Act16Out& a, int64_t i4, float4 v) {
+  if (a.bf16) {
+    auto* o = reinterpret_cast<__nv_bfloat162*>(a.data) + 2 * i4;
+    o[0] = __floats2bfloat162_rn(v.x, v.y);
+    o[1] = __floats2bfloat162_rn(v.z, v.w);
+  } else {
+    auto* o = reinterpret_cast<__half2*>(a.data) + 2 * i4;
+    o[0] = __floats2half2_rn(v.x, v.y);
+    o[1] = __floats2half2_rn(v.z, v.w);
+  }
+}
+
+__device__ inline void store_16(const Act16Out& a, int64_t i, float v) {
+  if (a.bf16)
+    static_cast<__nv_bfloat16*>(a.data)[i] = __float2bfloat16_rn(v);
+  else
+    static_cast<__half*>(a.data)[i] = __float2half_rn(v);
+}
+
 // One block per row. A decode step runs one row per call, so the row is read
 // with float4 loads by up to 1024 threads (a few loads in flight each, not a
 // chain of dependent ones): this kernel is latency-bound, not bandwidth-bound.
@@ -26,7 +46,7 @@ __global__ void f32_to_bf16_kernel(const float* __restrict__ x, __nv_bfloat16* _
 // GEMVs that follow need no separate quantization launch.
 __global__ void rmsnorm_kernel(const float* __restrict__ x, const float* __restrict__ weight,
                                const int32_t* __restrict__ rows, int n, float eps, float* __restrict__ out,
-                               Q8Out q8) {
+                               Q8Out q8, Act16Out a16) {
   __shared__ float scratch[32];
   pdl_enter();
   const int64_t src_row = rows ? rows[blockIdx.x] : blockIdx.x;
@@ -37,7 +57,10 @@ __global__ void rmsnorm_kernel(const float* __restrict__ x, const float* __restr
     for (int i = threadIdx.x; i < n; i += blockDim.x) ss += xr[i] * xr[i];
     ss = block_sum(ss, scratch);
     const float inv = rsqrtf(ss / n + eps);
-    for (int i = threadIdx.x; i < n; i += blockDim.x) o[i] = xr[i] * inv * weight[i];
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+      o[i] = xr[i] * inv * weight[i];
+      if (a16.data) store_16(a16, static_cast<int64_t>(blockIdx.x) * n + i, o[i]);
+    }
     return;
   }
   const float4* x4 = reinterpret_cast<const float4*>(xr);
@@ -54,7 +77,9 @@ __global__ void rmsnorm_kernel(const float* __restrict__ x, const float* __restr
 #pragma unroll 4
     for (int i = threadIdx.x; i < n / 4; i += blockDim.x) {
       const float4 v = x4[i], w = w4[i];
-      o4[i] = make_float4(v.x * inv * w.x, v.y * inv * w.y, v.z * inv * w.z, v.w * inv * w.w);
+      const float4 r = make_float4(v.x * inv * w.x, v.y * inv * w.y, v.z * inv * w.z, v.w * inv * w.w);
+      o4[i] = r;
+      if (a16.data) store4_16(a16, static_cast<int64_t>(blockIdx.x) * (n / 4) + i, r);
     }
     return;
   }
@@ -94,13 +119,31 @@ __global__ void silu_mul_kernel(float* __restrict__ gate, const float* __restric
   if (q8.q != nullptr) quantize_block32(v, threadIdx.x % 32, q8.q + (i / 32) * 32, q8.d + i / 32);
 }
 
+// Rows of a fused gate/up output; one thread per 4 values.
+__global__ void silu_mul_rows_kernel(const float* __restrict__ gate, const float* __restrict__ up, int n_rows,
+                                     int64_t n_ff, int64_t stride, float* __restrict__ out, Act16Out a16) {
+  pdl_enter();
+  const int64_t i4 = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t per_row = n_ff / 4;
+  if (i4 >= per_row * n_rows) return;
+  const int64_t r = i4 / per_row, j = (i4 % per_row) * 4;
+  const float4 g = *reinterpret_cast<const float4*>(gate + r * stride + j);
+  const float4 u = *reinterpret_cast<const float4*>(up + r * stride + j);
+  auto f = [](float gv, float uv) { return gv / (1.0f + __expf(-gv)) * uv; };
+  const float4 v = make_float4(f(g.x, u.x), f(g.y, u.y), f(g.z, u.z), f(g.w, u.w));
+  if (out) *reinterpret_cast<float4*>(out + r * n_ff + j) = v;
+  if (a16.data) store4_16(a16, i4, v);
+}
+
 // Block (entry, head) over n_head query heads, then n_kv key heads, then
 // n_kv value heads; one thread per dimension.
-__global__ void rope_store_kernel(float* __restrict__ q, const float* __restrict__ k,
+// q_out may be q (in place): every block reads its head before it writes it.
+__global__ void rope_store_kernel(const float* q, const float* __restrict__ k,
                                   const float* __restrict__ v, const float* __restrict__ bq,
                                   const float* __restrict__ bk, const float* __restrict__ bv,
                                   const float* __restrict__ cos_table, const float* __restrict__ sin_table,
-                                  int n_head, int n_rot, bool neox, KvLayout kv, BatchDevice batch) {
+                                  int n_head, int n_rot, bool neox, KvLayout kv, BatchDevice batch, float* q_out,
+                                  int64_t q_stride, int64_t kv_stride) {
   extern __shared__ float head[];
   pdl_enter();
   const int e = blockIdx.x, h = blockIdx.y, d = threadIdx.x;
@@ -110,11 +153,11 @@ __global__ void rope_store_kernel(float* __restrict__ q, const float* __restrict
   int kind;  // 0 query, 1 key, 2 value
   int hh;
   if (h < n_head) {
-    kind = 0, hh = h, src = q + (static_cast<int64_t>(e) * n_head + h) * hd, bias = bq;
+    kind = 0, hh = h, src = q + e * q_stride + h * hd, bias = bq;
   } else if (h < n_head + n_kv) {
-    kind = 1, hh = h - n_head, src = k + (static_cast<int64_t>(e) * n_kv + hh) * hd, bias = bk;
+    kind = 1, hh = h - n_head, src = k + e * kv_stride + hh * hd, bias = bk;
   } else {
-    kind = 2, hh = h - n_head - n_kv, src = v + (static_cast<int64_t>(e) * n_kv + hh) * hd, bias = bv;
+    kind = 2, hh = h - n_head - n_kv, src = v + e * kv_stride + hh * hd, bias = bv;
   }
   head[d] = src[d] + (bias ? bias[hh * hd + d] : 0.0f);
   __syncthreads();
@@ -136,7 +179,7 @@ __global__ void rope_store_kernel(float* __restrict__ q, const float* __restrict
     val = first ? a * c - b * s : a * s + b * c;
   }
   if (kind == 0) {
-    q[(static_cast<int64_t>(e) * n_head + hh) * hd + d] = val;
+    q_out[(static_cast<int64_t>(e) * n_head + hh) * hd + d] = val;
     return;
   }
   const int pos = batch.pos[e];
@@ -163,11 +206,21 @@ cudaError_t convert_f32_to_bf16(const float* x, __nv_bfloat16* out, int64_t n, c
 }
 
 cudaError_t rmsnorm(const float* x, const float* weight, const int32_t* rows, int n_rows, int n, float eps,
-                    float* out, cudaStream_t stream, Q8Out q8) {
+                    float* out, cudaStream_t stream, Q8Out q8, Act16Out a16) {
   if (n_rows <= 0) return cudaSuccess;
   if (q8.q != nullptr && (n % 32 != 0 || q8.d == nullptr)) return cudaErrorInvalidValue;
+  if (q8.q != nullptr && a16.data != nullptr) return cudaErrorInvalidValue;
   const int threads = std::clamp((n / 4 + 31) / 32 * 32, 32, 1024);
-  return launch_kernel(rmsnorm_kernel, n_rows, threads, 0, stream, x, weight, rows, n, eps, out, q8);
+  return launch_kernel(rmsnorm_kernel, n_rows, threads, 0, stream, x, weight, rows, n, eps, out, q8, a16);
+}
+
+cudaError_t silu_mul_rows(const float* gate, const float* up, int n_rows, int64_t n_ff, int64_t stride, float* out,
+                          Act16Out a16, cudaStream_t stream) {
+  if (n_rows <= 0) return cudaSuccess;
+  if (n_ff % 4 != 0 || stride % 4 != 0 || (out == nullptr && a16.data == nullptr)) return cudaErrorInvalidValue;
+  const int64_t threads = int64_t(n_rows) * (n_ff / 4);
+  return launch_kernel(silu_mul_rows_kernel, blocks_for(threads, 256), 256, 0, stream, gate, up, n_rows, n_ff, stride,
+                       out, a16);
 }
 
 cudaError_t silu_mul(float* gate, const float* up, int64_t n, cudaStream_t stream, Q8Out q8) {
@@ -179,11 +232,14 @@ cudaError_t silu_mul(float* gate, const float* up, int64_t n, cudaStream_t strea
 cudaError_t rope_and_store_kv(float* q, const float* k, const float* v, const float* bq, const float* bk,
                               const float* bv, const float* cos_table, const float* sin_table, int n_tokens,
                               int n_head, int n_rot, bool neox, const KvLayout& kv, const BatchDevice& batch,
-                              cudaStream_t stream) {
+                              cudaStream_t stream, float* q_out, int64_t q_stride, int64_t kv_stride) {
   if (kv.head_dim > 1024 || n_rot > kv.head_dim || n_rot % 2 != 0) return cudaErrorInvalidValue;
   const dim3 grid(n_tokens, n_head + 2 * kv.n_head_kv);
-  return launch_kernel(rope_store_kernel, grid, kv.head_dim, kv.head_dim * sizeof(float), stream, q, k, v, bq, bk, bv,
-                       cos_table, sin_table, n_head, n_rot, neox, kv, batch);
+  if (q_stride == 0) q_stride = int64_t(n_head) * kv.head_dim;
+  if (kv_stride == 0) kv_stride = int64_t(kv.n_head_kv) * kv.head_dim;
+  return launch_kernel(rope_store_kernel, grid, kv.head_dim, kv.head_dim * sizeof(float), stream,
+                       static_cast<const float*>(q), k, v, bq, bk, bv, cos_table, sin_table, n_head, n_rot, neox, kv,
+                       batch, q_out ? q_out : q, q_stride, kv_stride);
 }
 
 cudaError_t copy_kv_block(const KvLayout& kv, int32_t from, int32_t to, cudaStream_t stream) {
