@@ -77,6 +77,19 @@ struct BatchEntry {
   int32_t pos = 0;
   int32_t token = 0;
   bool want_logits = false;
+  // With want_logits: the caller needs only the row's largest logit (greedy
+  // sampling). A device may then compute it itself (StepOutput::argmax) and
+  // leave the row's logits unfilled.
+  bool argmax_only = false;
+};
+
+// One step's results: n_vocab logits per entry with want_logits, in batch
+// order, and, when the device computed them, the index of each row's largest
+// logit (the lowest index among equals; empty otherwise). Views into the
+// context, valid until its next step.
+struct StepOutput {
+  std::span<const float> logits;
+  std::span<const int32_t> argmax;
 };
 
 // Where the decoder layers run.
@@ -130,8 +143,8 @@ class InferenceContext {
   Status forward(std::span<const BatchEntry> batch, std::vector<float>& logits);
   // The same step without the copy: the logits rows stay where the step left
   // them (on the GPU path, pinned host memory the device writes into
-  // directly) and the view is valid until this context's next step.
-  Expected<std::span<const float>> step(std::span<const BatchEntry> batch);
+  // directly) and the views are valid until this context's next step.
+  Expected<StepOutput> step(std::span<const BatchEntry> batch);
 
   // Forgets a sequence and frees its KV blocks.
   void clear_sequence(int32_t seq);

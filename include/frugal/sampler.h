@@ -35,6 +35,9 @@ class Sampler {
 
   // Picks the next token from raw logits (n_vocab values).
   int32_t sample(std::span<const float> logits);
+  // True when sample() would return the argmax of the logits as they come
+  // (greedy, no penalty moving them): a device may pick the token itself.
+  bool argmax_suffices() const { return params_.temperature <= 0.0f && !penalties_change_logits(); }
   // Records a token (prompt or generated) for the penalties.
   void accept(int32_t token);
   void reset();

@@ -92,11 +92,12 @@ class DeviceContext {
   // Where the caller may build the next step's inputs (StepInput's x and
   // RoPE tables may then point there, and no copy is made).
   virtual StepStaging staging() { return {}; }
-  // Runs the device layers. With output_on_device, `logits` views n_vocab
-  // floats per entry that wants logits, in host memory the context owns, valid
-  // until its next forward; otherwise x_out ([n][n_embd]) receives the
-  // residual stream after the last device layer.
-  virtual Status forward(const StepInput& in, float* x_out, std::span<const float>* logits) = 0;
+  // Runs the device layers. With output_on_device, `out` views n_vocab
+  // floats per entry that wants logits (rows of argmax_only entries may be
+  // left unfilled when out->argmax holds every row's argmax), in host memory
+  // the context owns, valid until its next forward; otherwise x_out
+  // ([n][n_embd]) receives the residual stream after the last device layer.
+  virtual Status forward(const StepInput& in, float* x_out, StepOutput* out) = 0;
   // Mirrors KvCache's copy-on-write of a shared partial block.
   virtual Status copy_kv_block(int32_t from, int32_t to) = 0;
 };

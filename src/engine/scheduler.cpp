@@ -349,38 +349,50 @@ void Scheduler::preempt(Sequence& s) {
   metrics_.add_preemption();
 }
 
+// Greedy sequences without logprobs need only the argmax, which a GPU
+// computes itself (a token id comes down instead of a row of logits).
+bool Scheduler::argmax_suffices(const Sequence& s) {
+  return s.sampler.argmax_suffices() && s.owner->request.top_logprobs < 0;
+}
+
 void Scheduler::run_step() {
   batch_.clear();
   for (const PlanItem& item : plan_) {
     Sequence& s = *item.seq;
+    const bool argmax_only = argmax_suffices(s);
     for (int32_t i = 0; i < item.n_tokens; ++i) {
       const int32_t pos = s.n_cached + i;
+      const bool last = pos + 1 == static_cast<int32_t>(s.tokens.size());
       batch_.push_back({.seq = s.slot,
                         .pos = pos,
                         .token = s.tokens[pos],
-                        .want_logits = pos + 1 == static_cast<int32_t>(s.tokens.size())});
+                        .want_logits = last,
+                        .argmax_only = last && argmax_only});
     }
   }
-  const Expected<std::span<const float>> step = ctx_.step(batch_);
+  const Expected<StepOutput> step = ctx_.step(batch_);
   if (!step.ok()) {
     for (const PlanItem& item : plan_)
       if (!item.seq->finished) fail_request(*item.seq->owner, step.status().with_context("forward pass"));
     return;
   }
-  const float* logits = step->data();
+  const float* logits = step->logits.data();
+  const std::span<const int32_t> argmax = step->argmax;
   ready_.clear();
   for (const PlanItem& item : plan_) {
     Sequence& s = *item.seq;
     s.n_cached += item.n_tokens;
-    if (s.n_cached == static_cast<int32_t>(s.tokens.size())) ready_.push_back({&s, 0});
+    if (s.n_cached == static_cast<int32_t>(s.tokens.size())) ready_.push_back({&s, 0, argmax_suffices(s)});
   }
   // Every sequence samples independently, so a large step samples on the
   // model's threads (idle between forward passes); the results are handed
   // out in batch order.
   auto sample_rows = [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i)
-      ready_[i].token = ready_[i].seq->sampler.sample(
-          {logits + static_cast<size_t>(i) * n_vocab_, static_cast<size_t>(n_vocab_)});
+      ready_[i].token = !argmax.empty() && ready_[i].argmax_only
+                            ? argmax[i]
+                            : ready_[i].seq->sampler.sample(
+                                  {logits + static_cast<size_t>(i) * n_vocab_, static_cast<size_t>(n_vocab_)});
   };
   const auto n_ready = static_cast<int64_t>(ready_.size());
   if (n_ready >= 8)

@@ -110,7 +110,9 @@ class Scheduler {
   struct ReadyRow {
     Sequence* seq;
     int32_t token;
+    bool argmax_only;  // its batch entry asked for the argmax only
   };
+  static bool argmax_suffices(const Sequence& s);
   std::vector<ReadyRow> ready_;  // sequences with a logits row this step, in row order
   std::vector<BatchEntry> batch_;
 };

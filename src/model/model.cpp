@@ -262,12 +262,20 @@ Expected<std::unique_ptr<InferenceContext>> InferenceContext::create(const Model
 }
 
 Status InferenceContext::forward(std::span<const BatchEntry> batch, std::vector<float>& logits) {
-  FRUGAL_ASSIGN_OR_RETURN(const std::span<const float> rows, step(batch));
-  logits.assign(rows.begin(), rows.end());
+  // Every row is filled here: argmax_only is a hint for step() callers.
+  std::vector<BatchEntry> full;
+  const bool hinted = std::any_of(batch.begin(), batch.end(), [](const BatchEntry& e) { return e.argmax_only; });
+  if (hinted) {
+    full.assign(batch.begin(), batch.end());
+    for (BatchEntry& e : full) e.argmax_only = false;
+    batch = full;
+  }
+  FRUGAL_ASSIGN_OR_RETURN(const StepOutput out, step(batch));
+  logits.assign(out.logits.begin(), out.logits.end());
   return Status::Ok();
 }
 
-Expected<std::span<const float>> InferenceContext::step(std::span<const BatchEntry> batch) {
+Expected<StepOutput> InferenceContext::step(std::span<const BatchEntry> batch) {
   ContextImpl& c = *impl_;
   const ModelImpl& m = *c.model;
   const HParams& hp = m.hp;
@@ -349,7 +357,7 @@ Expected<std::span<const float>> InferenceContext::step(std::span<const BatchEnt
     stage_inputs(0, n);
   FRUGAL_RETURN_IF_ERROR(embed_status);
 
-  std::span<const float> device_logits;
+  StepOutput device_out;
   if (c.gpu_layers > 0) {
     const backend::StepInput in{
         .batch = batch,
@@ -360,7 +368,7 @@ Expected<std::span<const float>> InferenceContext::step(std::span<const BatchEnt
           return std::span<const int32_t>(static_cast<const KvCache*>(kv)->block_table(seq));
         },
         .table_owner = &c.kv};
-    FRUGAL_RETURN_IF_ERROR(c.device->forward(in, b.x.data(), output_on_device ? &device_logits : nullptr));
+    FRUGAL_RETURN_IF_ERROR(c.device->forward(in, b.x.data(), output_on_device ? &device_out : nullptr));
   }
   for (int l = c.gpu_layers; l < hp.n_layer; ++l) {
     LayerContext lc{.hp = hp,
@@ -379,7 +387,7 @@ Expected<std::span<const float>> InferenceContext::step(std::span<const BatchEnt
   for (int32_t s = 0; s < c.options.max_sequences; ++s)
     if (c.first_pos[s] >= 0) c.kv.set_length(s, c.last_pos[s] + 1);
 
-  if (output_on_device) return device_logits;
+  if (output_on_device) return device_out;
 
   // Final norm and output projection for the rows that want logits.
   int64_t n_out = 0;
@@ -392,7 +400,7 @@ Expected<std::span<const float>> InferenceContext::step(std::span<const BatchEnt
   std::vector<float>& logits = c.logits;
   logits.resize(static_cast<size_t>(n_out) * hp.n_vocab);
   if (n_out > 0) kernels::matmul(m.weights.output, b.h.data(), n_out, logits.data(), *m.pool, c.mm);
-  return std::span<const float>(logits);
+  return StepOutput{.logits = logits, .argmax = {}};
 }
 
 }  // namespace frugal

@@ -254,6 +254,36 @@ TEST(CudaKernels, ActivationConversions) {
   }
 }
 
+// Greedy sampling on the device against the host's rule: the largest value,
+// the lowest index among equals, NaNs never chosen (a row of NaNs gives 0).
+TEST(CudaArgmax, RowsMatchTheHostRule) {
+  const int64_t n = 32003;  // not a multiple of the block
+  std::vector<float> x = random_floats(6 * n, 71);
+  x[0 * n + 5] = 50.0f, x[0 * n + 9000] = 50.0f;  // tie: 5
+  x[1 * n + 7] = NAN, x[1 * n + n - 1] = 60.0f;   // NaN ignored, last index wins
+  for (int64_t i = 0; i < n; ++i) x[2 * n + i] = -INFINITY;  // all -inf: the first
+  for (int64_t i = 0; i < n; ++i) x[3 * n + i] = NAN;        // all NaN: 0
+  x[4 * n + 31999] = 1e30f;
+  std::vector<int32_t> want(6);
+  for (int r = 0; r < 6; ++r) {
+    int32_t best = -1;
+    for (int64_t i = 0; i < n; ++i) {
+      const float v = x[r * n + i];
+      if (!std::isnan(v) && (best < 0 || v > x[r * n + best])) best = int32_t(i);
+    }
+    want[r] = best < 0 ? 0 : best;
+  }
+  EXPECT_EQ(want[0], 5);
+  EXPECT_EQ(want[1], n - 1);
+  EXPECT_EQ(want[2], 0);
+  DeviceBuffer<float> dx(x);
+  DeviceBuffer<int32_t> out(6);
+  ASSERT_CUDA(argmax_rows(dx.ptr, 6, n, out.ptr, nullptr));
+  ASSERT_CUDA(cudaDeviceSynchronize());
+  EXPECT_EQ(out.download(), want);
+  EXPECT_NE(argmax_rows(dx.ptr, 1, 0, out.ptr, nullptr), cudaSuccess);
+}
+
 // A small paged cache: 2 sequences with shuffled block tables.
 struct PagedSetup {
   int n_head = 8, n_kv = 2, hd = 64, bt = 16, n_blocks = 12, n_rot = 64;

@@ -16,6 +16,8 @@
 #include <cuda_runtime.h>
 
 #include "frugal/model.h"
+#include "engine/metrics.h"
+#include "engine/scheduler.h"
 #include "frugal/perplexity.h"
 
 namespace frugal::testing {
@@ -260,53 +262,163 @@ TEST(CudaModel, MultiSequenceBatchMatchesSingleSequences) {
   }
 }
 
-// Decode steps of a batch larger than the GEMV path (cuBLAS, attention tiles)
-// replay captured graphs from the second step of a shape on: every step's
-// logits equal those of plain launches bit for bit.
-std::vector<std::vector<float>> batched_decode_logits(const Model& m, bool graphs) {
-  if (!graphs) setenv("FRUGAL_CUDA_GRAPHS", "0", 1);
+// Decode steps of a batch larger than the GEMV path (cuBLAS GEMMs; 12
+// sequences of 60-93 positions), under the given environment settings (read
+// when the context is created).
+std::vector<std::vector<float>> batched_decode_logits(const Model& m,
+                                                      std::initializer_list<std::pair<const char*, const char*>> env) {
+  for (const auto& [k, v] : env) setenv(k, v, 1);
   ContextOptions o = gpu();
   o.max_sequences = 12;
   auto ctx = InferenceContext::create(m, o);
-  unsetenv("FRUGAL_CUDA_GRAPHS");
+  for (const auto& [k, v] : env) unsetenv(k);
   EXPECT_TRUE(ctx.ok()) << ctx.status().to_string();
   if (!ctx.ok()) return {};
-  std::vector<BatchEntry> batch;
-  std::vector<int32_t> next(12), pos(12);
+  const size_t nv = m.info().n_vocab;
+  std::vector<int32_t> pos(12);
+  std::vector<float> last;
   for (int s = 0; s < 12; ++s) {
-    pos[s] = 2 + s % 5;
+    pos[s] = 60 + 3 * s;
+    std::vector<BatchEntry> prompt;
     for (int32_t i = 0; i < pos[s]; ++i)
-      batch.push_back({.seq = s, .pos = i, .token = 100 + 37 * s + i, .want_logits = i + 1 == pos[s]});
+      prompt.push_back({.seq = s, .pos = i, .token = 100 + 37 * s + 11 * i, .want_logits = i + 1 == pos[s]});
+    std::vector<float> logits;
+    Status st = (*ctx)->forward(prompt, logits);
+    EXPECT_TRUE(st.ok()) << st.to_string();
+    if (!st.ok() || logits.size() != nv) return {};
   }
   std::vector<std::vector<float>> steps;
-  const size_t nv = m.info().n_vocab;
   for (int step = 0; step < 6; ++step) {
-    std::vector<float> logits;
-    Status st = (*ctx)->forward(batch, logits);
-    EXPECT_TRUE(st.ok()) << st.to_string();
-    if (!st.ok() || logits.size() != 12 * nv) return steps;
-    steps.push_back(logits);
-    batch.clear();
+    std::vector<BatchEntry> batch;
     for (int s = 0; s < 12; ++s) {
-      next[s] = top_ids(std::vector<float>(logits.begin() + s * nv, logits.begin() + (s + 1) * nv), 1)[0];
-      batch.push_back({.seq = s, .pos = pos[s]++, .token = next[s], .want_logits = true});
+      // Fixed tokens, not sampled ones: runs compared with each other stay on the same inputs.
+      batch.push_back({.seq = s, .pos = pos[s]++, .token = 500 + 13 * s + 29 * step, .want_logits = true});
     }
+    Status st = (*ctx)->forward(batch, last);
+    EXPECT_TRUE(st.ok()) << st.to_string();
+    if (!st.ok() || last.size() != 12 * nv) return steps;
+    steps.push_back(last);
   }
   return steps;
 }
 
+// From the second step of a shape on, steps replay captured graphs: every
+// step's logits equal those of plain launches bit for bit.
 TEST(CudaModel, BatchedDecodeGraphsEqualPlainLaunches) {
   for (const char* file : {"models/gguf/tiny-llama-target-Q8_0.gguf", "models/gguf/tiny-llama-target-bf16.gguf"}) {
     SCOPED_TRACE(file);
     const Model* m = load(file);
     ASSERT_NE(m, nullptr);
-    const auto plain = batched_decode_logits(*m, false);
-    const auto graphed = batched_decode_logits(*m, true);
+    const auto plain = batched_decode_logits(*m, {{"FRUGAL_CUDA_GRAPHS", "0"}});
+    const auto graphed = batched_decode_logits(*m, {});
     ASSERT_EQ(plain.size(), 6u);
     ASSERT_EQ(graphed.size(), 6u);
     for (size_t step = 0; step < plain.size(); ++step)
       EXPECT_TRUE(plain[step] == graphed[step]) << "step " << step;
   }
+}
+
+// Greedy rows: the device reports their argmax (the host's argmax of the same
+// logits) and downloads only the rows still wanted, which equal forward()'s.
+TEST(CudaModel, ArgmaxOnlyRowsComeDownAsTokenIds) {
+  const Model* m = load("models/gguf/tiny-llama-target-Q8_0.gguf");
+  ASSERT_NE(m, nullptr);
+  ContextOptions o = gpu();
+  o.max_sequences = 4;
+  std::vector<BatchEntry> batch;
+  for (int s = 0; s < 4; ++s)
+    for (int32_t i = 0; i < 3 + s; ++i)
+      batch.push_back(
+          {.seq = s, .pos = i, .token = 200 + 31 * s + i, .want_logits = i == 2 + s, .argmax_only = s == 1 || s == 2});
+  for (bool decode : {false, true}) {  // a prompt batch (cuBLAS), then one entry each (GEMV)
+    SCOPED_TRACE(decode ? "decode step" : "prompt step");
+    if (decode) {
+      std::vector<BatchEntry> next;
+      for (int s = 0; s < 4; ++s)
+        next.push_back({.seq = s, .pos = 3 + s, .token = 900 + s, .want_logits = true, .argmax_only = s != 3});
+      batch = next;
+    }
+    auto a = InferenceContext::create(*m, o);
+    auto b = InferenceContext::create(*m, o);
+    ASSERT_TRUE(a.ok() && b.ok());
+    if (decode) {  // the same prompts first
+      std::vector<BatchEntry> prompts;
+      for (int s = 0; s < 4; ++s)
+        for (int32_t i = 0; i < 3 + s; ++i)
+          prompts.push_back({.seq = s, .pos = i, .token = 200 + 31 * s + i, .want_logits = i == 2 + s});
+      std::vector<float> ignored;
+      ASSERT_TRUE((*a)->forward(prompts, ignored).ok());
+      ASSERT_TRUE((*b)->forward(prompts, ignored).ok());
+    }
+    std::vector<float> full;
+    ASSERT_TRUE((*a)->forward(batch, full).ok());
+    auto out = (*b)->step(batch);
+    ASSERT_TRUE(out.ok()) << out.status().to_string();
+    const size_t nv = m->info().n_vocab;
+    ASSERT_EQ(full.size(), 4 * nv);
+    ASSERT_EQ(out->logits.size(), 4 * nv);
+    ASSERT_EQ(out->argmax.size(), 4u);
+    int row = 0;
+    for (const BatchEntry& e : batch) {
+      if (!e.want_logits) continue;
+      const std::vector<float> want(full.begin() + row * nv, full.begin() + (row + 1) * nv);
+      EXPECT_EQ(out->argmax[row], top_ids(want, 1)[0]) << "row " << row;
+      if (!e.argmax_only)
+        EXPECT_TRUE(std::equal(want.begin(), want.end(), out->logits.begin() + row * nv)) << "row " << row;
+      ++row;
+    }
+  }
+}
+
+// Through the serving scheduler, greedy requests take the device's argmax
+// (no logits rows come down): one request at a time runs the same kernels as
+// forward(), so the tokens equal the host's argmax of forward()'s logits.
+TEST(CudaModel, SchedulerGreedyTakesTheDeviceArgmax) {
+  const Model* m = load("models/gguf/tiny-llama-target-bf16.gguf");
+  ASSERT_NE(m, nullptr);
+  auto ctx = InferenceContext::create(*m, gpu());
+  ASSERT_TRUE(ctx.ok()) << ctx.status().to_string();
+  engine::EngineMetrics metrics("test");
+  engine::Scheduler sched(*m, **ctx, metrics, {.max_waiting = 1});
+  sched.start();
+  int compared = 0;
+  for (const auto& p : refs("references.json")["target"]["prompts"]["public"]) {
+    const auto prompt = ids(p["prompt_ids"]);
+    engine::GenerationRequest req;
+    req.choices.push_back({.prompt = prompt, .seed = 0});
+    req.sampling.temperature = 0.0f;
+    req.max_tokens = 16;
+    req.ignore_eos = true;
+    auto stream = sched.submit(std::move(req));
+    ASSERT_TRUE(stream.ok()) << stream.status().to_string();
+    std::vector<int32_t> got;
+    std::vector<engine::ChoiceEvent> events;
+    for (;;) {
+      events.clear();
+      const auto r = (*stream)->wait(events, std::chrono::milliseconds(100));
+      for (const auto& e : events) got.insert(got.end(), e.tokens.begin(), e.tokens.end());
+      if (r == engine::RequestStream::WaitResult::kFinished) break;
+    }
+    ASSERT_TRUE((*stream)->status().ok()) << (*stream)->status().to_string();
+    // The same greedy loop on forward()'s logits.
+    auto host = InferenceContext::create(*m, gpu());
+    ASSERT_TRUE(host.ok());
+    std::vector<BatchEntry> batch;
+    for (size_t i = 0; i < prompt.size(); ++i)
+      batch.push_back({.seq = 0, .pos = int32_t(i), .token = prompt[i], .want_logits = i + 1 == prompt.size()});
+    std::vector<float> logits;
+    std::vector<int32_t> want;
+    ASSERT_TRUE((*host)->forward(batch, logits).ok());
+    for (int32_t pos = int32_t(prompt.size()); want.size() < 16; ++pos) {
+      want.push_back(top_ids(logits, 1)[0]);
+      BatchEntry e{.seq = 0, .pos = pos, .token = want.back(), .want_logits = true};
+      ASSERT_TRUE((*host)->forward({&e, 1}, logits).ok());
+    }
+    EXPECT_EQ(got, want);
+    ++compared;
+  }
+  sched.stop();
+  EXPECT_GT(compared, 0);
 }
 
 // With the GPU nearly full, loading fails with a status naming the bytes

@@ -66,5 +66,27 @@ TEST(ReferenceOutputs, TargetQ8_0Top1AndKl) {
   EXPECT_LT(mean_kl, 2e-3);
 }
 
+// step() views the rows forward() copies; on the CPU the argmax hint changes
+// nothing (every row is computed, no argmax is reported).
+TEST(ReferenceOutputs, StepViewEqualsForwardAndCpuIgnoresTheArgmaxHint) {
+  const Model& model = cached_model("models/gguf/tiny-llama-target-Q8_0.gguf");
+  const ContextOptions o{.max_sequences = 2, .max_context = 64, .max_batch_tokens = 16};
+  std::vector<BatchEntry> batch;
+  for (int s = 0; s < 2; ++s)
+    for (int32_t i = 0; i < 4; ++i)
+      batch.push_back({.seq = s, .pos = i, .token = 300 + 17 * s + i, .want_logits = i == 3, .argmax_only = s == 1});
+  auto a = InferenceContext::create(model, o);
+  auto b = InferenceContext::create(model, o);
+  ASSERT_TRUE(a.ok() && b.ok());
+  std::vector<float> copied;
+  ASSERT_TRUE((*a)->forward(batch, copied).ok());
+  auto out = (*b)->step(batch);
+  ASSERT_TRUE(out.ok()) << out.status().to_string();
+  EXPECT_TRUE(out->argmax.empty());
+  ASSERT_EQ(out->logits.size(), copied.size());
+  EXPECT_TRUE(std::equal(copied.begin(), copied.end(), out->logits.begin()));
+  EXPECT_EQ(copied.size(), 2u * model.info().n_vocab);
+}
+
 }  // namespace
 }  // namespace frugal::testing

@@ -113,6 +113,11 @@ cudaError_t silu_mul(float* gate, const float* up, int64_t n, cudaStream_t strea
 cudaError_t silu_mul_rows(const float* gate, const float* up, int n_rows, int64_t n_ff, int64_t stride, float* out,
                           Act16Out a16, cudaStream_t stream);
 
+// out[r] = the index of the largest of x[r * n .. r * n + n), the lowest
+// among equals; NaNs never win (a row of NaNs gives 0). Greedy sampling on
+// the device: a step then downloads token ids instead of logits rows.
+cudaError_t argmax_rows(const float* x, int n_rows, int64_t n, int32_t* out, cudaStream_t stream);
+
 // Geometry of the paged KV cache of one layer: [block][kv_head][token][head_dim] fp16.
 struct KvLayout {
   __half* keys = nullptr;

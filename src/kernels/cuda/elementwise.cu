@@ -135,6 +135,37 @@ __global__ void silu_mul_rows_kernel(const float* __restrict__ gate, const float
   if (a16.data) store4_16(a16, i4, v);
 }
 
+// One block per row; each thread keeps its best (value, index), then the
+// warps and the block reduce pairs with the same rule.
+__device__ inline bool better(float v, int64_t i, float best_v, int64_t best_i) {
+  return v > best_v || (v == best_v && i < best_i);  // false for a NaN v
+}
+
+__global__ void argmax_rows_kernel(const float* __restrict__ x, int64_t n, int32_t* __restrict__ out) {
+  __shared__ float s_v[32];
+  __shared__ int64_t s_i[32];
+  const float* row = x + static_cast<int64_t>(blockIdx.x) * n;
+  float best_v = -INFINITY;
+  int64_t best_i = INT64_MAX;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+    const float v = row[i];
+    if (better(v, i, best_v, best_i)) best_v = v, best_i = i;
+  }
+  for (int o = 16; o > 0; o >>= 1) {
+    const float v = __shfl_xor_sync(0xffffffffu, best_v, o);
+    const int64_t i = __shfl_xor_sync(0xffffffffu, best_i, o);
+    if (better(v, i, best_v, best_i)) best_v = v, best_i = i;
+  }
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  if (lane == 0) s_v[warp] = best_v, s_i[warp] = best_i;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    for (int w = 1; w < static_cast<int>(blockDim.x / 32); ++w)
+      if (better(s_v[w], s_i[w], best_v, best_i)) best_v = s_v[w], best_i = s_i[w];
+    out[blockIdx.x] = best_i == INT64_MAX ? 0 : static_cast<int32_t>(best_i);
+  }
+}
+
 // Block (entry, head) over n_head query heads, then n_kv key heads, then
 // n_kv value heads; one thread per dimension.
 // q_out may be q (in place): every block reads its head before it writes it.
@@ -212,6 +243,13 @@ cudaError_t rmsnorm(const float* x, const float* weight, const int32_t* rows, in
   if (q8.q != nullptr && a16.data != nullptr) return cudaErrorInvalidValue;
   const int threads = std::clamp((n / 4 + 31) / 32 * 32, 32, 1024);
   return launch_kernel(rmsnorm_kernel, n_rows, threads, 0, stream, x, weight, rows, n, eps, out, q8, a16);
+}
+
+cudaError_t argmax_rows(const float* x, int n_rows, int64_t n, int32_t* out, cudaStream_t stream) {
+  if (n_rows <= 0) return cudaSuccess;
+  if (n <= 0) return cudaErrorInvalidValue;
+  argmax_rows_kernel<<<n_rows, 1024, 0, stream>>>(x, n, out);
+  return cudaGetLastError();
 }
 
 cudaError_t silu_mul_rows(const float* gate, const float* up, int n_rows, int64_t n_ff, int64_t stride, float* out,
