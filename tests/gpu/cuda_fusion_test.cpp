@@ -206,6 +206,28 @@ TEST_P(CudaGroupedGemv, EqualsOneGemvPerMatrix) {
             cudaSuccess);
 }
 
+// The single-token gate/up GEMV on fp32 activations with the SwiGLU in its
+// epilogue gives the bits of the grouped GEMV followed by silu_mul.
+TEST(CudaFusion, SwiGluEpilogueEqualsGemvThenSiluMul) {
+  for (const TensorType type : {TensorType::kBF16, TensorType::kF16, TensorType::kQ4_K, TensorType::kQ8_0}) {
+    SCOPED_TRACE(tensor_type_name(type));
+    const int64_t cols = int64_t{17} * 256, n_ff = 7 * 32 + 2;
+    const DeviceBuffer<uint8_t> gate(weight_rows(type, false, n_ff, cols, 91)),
+        up(weight_rows(type, false, n_ff, cols, 92));
+    const DeviceBuffer<float> dx(random_floats(cols, 93));
+    DeviceBuffer<float> yg(n_ff), yu(n_ff);
+    const GemvOutput outs[2] = {{gate.ptr, n_ff, yg.ptr}, {up.ptr, n_ff, yu.ptr}};
+    ASSERT_CUDA(gemv_group(type, false, outs, 2, cols, dx.ptr, nullptr, nullptr, 1, false, nullptr));
+    ASSERT_CUDA(silu_mul(yg.ptr, yu.ptr, n_ff, nullptr));
+    DeviceBuffer<float> hidden(std::vector<float>(n_ff, std::nanf("")));
+    ASSERT_CUDA(gemv_swiglu(type, gate.ptr, up.ptr, n_ff, cols, dx.ptr, hidden.ptr, nullptr));
+    ASSERT_CUDA(cudaDeviceSynchronize());
+    expect_same_bits(hidden.download(), yg.download(), "hidden");
+    EXPECT_NE(gemv_swiglu(type, gate.ptr, up.ptr, n_ff - 1, cols, dx.ptr, hidden.ptr, nullptr), cudaSuccess);
+    EXPECT_NE(gemv_swiglu(type, gate.ptr, up.ptr, n_ff, cols, dx.ptr, nullptr, nullptr), cudaSuccess);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Layouts, CudaGroupedGemv,
                          ::testing::Values(GroupCase{TensorType::kQ4_0, true}, GroupCase{TensorType::kQ8_0, true},
                                            GroupCase{TensorType::kQ4_K, true}, GroupCase{TensorType::kQ6_K, true},

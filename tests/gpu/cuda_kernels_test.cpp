@@ -192,7 +192,7 @@ TEST(CudaKernels, Int8GemvRejectsWhatItDoesNotRun) {
   EXPECT_EQ(split_row_bytes(TensorType::kQ4_0, 48), 0u);
   EXPECT_EQ(split_row_bytes(TensorType::kQ4_0, 4096), 4096u / 32 * 18);
   EXPECT_EQ(split_row_bytes(TensorType::kQ8_0, 32), 48u) << "34 bytes padded to 16";
-  EXPECT_EQ(split_row_bytes(TensorType::kQ4_K, 512), 288u) << "the GGUF row";
+  EXPECT_EQ(split_row_bytes(TensorType::kQ4_K, 512), 304u) << "2 x 148 bytes padded to 16";
   EXPECT_EQ(split_row_bytes(TensorType::kQ6_K, 256), 224u) << "210 bytes padded to 16";
   EXPECT_EQ(split_row_bytes(TensorType::kQ6_K, 288), 0u);
   EXPECT_FALSE(split_layout_supported(TensorType::kF16));

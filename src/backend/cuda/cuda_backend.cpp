@@ -236,6 +236,8 @@ class CudaContext final : public DeviceContext {
   cuda::Q8Out q8_target(int n, int64_t cols, std::initializer_list<const DeviceMatrix*> ws) const;
   // Whether one of `ws` multiplies 8-bit activations at batch size n.
   bool wants_q8(int n, int64_t cols, std::initializer_list<const DeviceMatrix*> ws) const;
+  // Whether a single-token gate/up pair can run as one GEMV with the SwiGLU in its epilogue.
+  bool swiglu_fusable(const DeviceLayer& w, const Q8Input& xq) const;
   Status matmul(const DeviceMatrix& w, const float* x, int n, float* y, bool accumulate, const Q8Input& xq = {});
   // y_i = W_i x for matrices sharing their input (q/k/v, gate/up): one GEMV
   // launch when they share type, layout and width, else one matmul each.
@@ -321,6 +323,7 @@ class CudaContext final : public DeviceContext {
   // FRUGAL_CUDA_FUSE=0: one GEMV launch per matrix and a separate activation
   // quantization launch (for comparisons).
   bool use_fusion_ = true;
+  bool use_swiglu_gemv_ = true;  // FRUGAL_CUDA_SWIGLU_GEMV=0: SwiGLU in its own kernel after the gate/up GEMV
   StepTimes times_;
 };
 
@@ -339,6 +342,7 @@ Status CudaContext::init(std::shared_ptr<DeviceModel> weights, const ModelDesc& 
   if (const char* g = std::getenv("FRUGAL_CUDA_GRAPHS"); g && std::strcmp(g, "0") == 0) use_graphs_ = false;
   if (const char* g = std::getenv("FRUGAL_CUDA_TILE_ATTN"); g && std::strcmp(g, "0") == 0) use_tile_attention_ = false;
   if (const char* g = std::getenv("FRUGAL_CUDA_FUSE"); g && std::strcmp(g, "0") == 0) use_fusion_ = false;
+  if (const char* g = std::getenv("FRUGAL_CUDA_SWIGLU_GEMV"); g && std::strcmp(g, "0") == 0) use_swiglu_gemv_ = false;
   use_int8_ = int8_gemv_enabled();
   times_.init();
   CUDA_TRY(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
@@ -479,6 +483,14 @@ Status CudaContext::matmul_group(std::initializer_list<std::pair<const DeviceMat
         cuda::gemv_group(w.type, w.split, targets, count, w.cols, x, xq.q, xq.d, n, false, stream_), "grouped GEMV"));
   }
   return Status::Ok();
+}
+
+bool CudaContext::swiglu_fusable(const DeviceLayer& w, const Q8Input& xq) const {
+  const DeviceMatrix &g = w.w_gate, &u = w.w_up;
+  // fp32 activations in and out: 16-bit (or GGUF-layout) gate/up that no
+  // 8-bit kernel takes, and a down matrix that reads fp32 too.
+  return use_fusion_ && use_swiglu_gemv_ && g.type == u.type && !g.split && !u.split && g.cols == u.cols &&
+         g.rows == md_.n_ff && u.rows == md_.n_ff && xq.q == nullptr && !wants_q8(1, md_.n_ff, {&w.w_down});
 }
 
 Status CudaContext::matmul(const DeviceMatrix& w, const float* x, int n, float* y, bool accumulate,
@@ -628,6 +640,12 @@ Status CudaContext::gemv_layer(const DeviceLayer& w, int layer, int n, int split
   q8 = q8_target(n, d, {&w.w_gate, &w.w_up});
   CUDA_TRY(cuda::rmsnorm(x_, w.ffn_norm, nullptr, n, md_.n_embd, md_.rms_eps, h_, stream_, q8), "rmsnorm");
   FRUGAL_RETURN_IF_ERROR(prepare_q8(h_, n, d, {&w.w_gate, &w.w_up}, xq, q8));
+  if (n == 1 && swiglu_fusable(w, xq)) {
+    // One token on fp32 activations: the SwiGLU in the gate/up GEMV's epilogue.
+    CUDA_TRY(cuda::gemv_swiglu(w.w_gate.type, w.w_gate.data, w.w_up.data, md_.n_ff, w.w_gate.cols, h_, gate_, stream_),
+             "gate/up GEMV + SwiGLU");
+    return matmul(w.w_down, gate_, n, x_, true, {});
+  }
   FRUGAL_RETURN_IF_ERROR(matmul_group({{&w.w_gate, gate_}, {&w.w_up, up_}}, h_, n, xq));
   q8 = q8_target(n, md_.n_ff, {&w.w_down});
   CUDA_TRY(cuda::silu_mul(gate_, up_, int64_t(n) * md_.n_ff, stream_, q8), "silu_mul");

@@ -82,6 +82,15 @@ struct Q8Out {
   float* d = nullptr;
 };
 
+// Single-token gate/up GEMV on fp32 activations with the SwiGLU in its
+// epilogue: hidden[i] = silu(W_gate x)[i] * (W_up x)[i] for i < n_ff (even),
+// the bits of gemv_group + silu_mul for rows of up to 8192 columns. (The
+// 8-bit-activation GEMVs keep SwiGLU apart: quantizing the hidden values in
+// the epilogue needs a 32-value block from 16 blocks, and the cross-block
+// handshake measured slower than the separate kernel on an H200.)
+cudaError_t gemv_swiglu(TensorType type, const void* w_gate, const void* w_up, int64_t n_ff, int64_t cols,
+                        const float* x, float* hidden, cudaStream_t stream);
+
 // Where a producer kernel also writes its output as the 16-bit activations
 // of a cuBLAS GEMM (bf16 for bf16 weights, else fp16; same layout as the
 // fp32 output, round to nearest); null: not wanted.

@@ -42,11 +42,26 @@ __device__ __forceinline__ GemvBlock gemv_block(const GemvTargets& t) {
   for (int m = 1; m < kGemvMaxOutputs; ++m)
     if (m < t.count && b >= t.first_block[m])
       g = {t.w[m], t.rows[m], t.y[m], static_cast<int64_t>(b - t.first_block[m]) * kRows};
-  // The block waits for its inputs before any load. (Prefetching its weight
-  // rows into L2 while the previous kernel finishes measured slower on an
-  // H200: 449 vs 471 tok/s for Q4_0 decode, 226 vs 232 for BF16.)
-  pdl_enter();
   return g;
+}
+
+// Rows of this block: consecutive rows r0.. of its matrix or, in a paired
+// gate/up launch (kPaired), gate rows h0..h0 + kRows / 2 - 1 then the same up
+// rows, h0 = blockIdx.x * kRows / 2 (targets.w[0] gate, w[1] up).
+template <int kRows, bool kPaired>
+__device__ __forceinline__ GemvBlock block_rows(const GemvTargets& t, int64_t row_bytes, const uint8_t* (&row)[kRows]) {
+  if constexpr (kPaired) {
+    constexpr int kHalf = kRows / 2;
+    const GemvBlock g{nullptr, t.rows[0], nullptr, static_cast<int64_t>(blockIdx.x) * kHalf};
+#pragma unroll
+    for (int j = 0; j < kRows; ++j) row[j] = t.w[j < kHalf ? 0 : 1] + min(g.r0 + j % kHalf, g.rows - 1) * row_bytes;
+    return g;
+  } else {
+    const GemvBlock g = gemv_block<kRows>(t);
+#pragma unroll
+    for (int j = 0; j < kRows; ++j) row[j] = g.w + min(g.r0 + j, g.rows - 1) * row_bytes;  // tail rows repeat the last
+    return g;
+  }
 }
 
 // The block's per-thread partial sums of kRows rows x kMaxTokens tokens meet
@@ -76,6 +91,32 @@ __device__ __forceinline__ void store_row_sums(float (&sum)[kRows][kMaxTokens], 
   }
 }
 
+// Epilogue of a paired gate/up GEMV of one token: the block's kRows / 2
+// hidden values silu(gate) * up go to hidden (the formula of silu_mul, row
+// sums added in store_row_sums' order: the same bits as the unfused kernels).
+template <int kRows>
+__device__ __forceinline__ void store_swiglu(float (&sum)[kRows][1], int64_t rows, int64_t h0,
+                                             float* __restrict__ hidden) {
+  constexpr int kHalf = kRows / 2;
+  const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+  __shared__ float part[kGemvWarps][kRows];
+#pragma unroll
+  for (int j = 0; j < kRows; ++j) {
+    const float s = warp_sum(sum[j][0]);
+    if (lane == 0) part[warp][j] = s;
+  }
+  __syncthreads();
+  if (tid < kHalf && h0 + tid < rows) {
+    float g = 0.0f, u = 0.0f;
+#pragma unroll
+    for (int v = 0; v < kGemvWarps; ++v) {
+      g += part[v][tid];
+      u += part[v][kHalf + tid];
+    }
+    hidden[h0 + tid] = g / (1.0f + __expf(-g)) * u;
+  }
+}
+
 // A block computes kRows output rows; its threads stride over the rows'
 // 8-weight groups (consecutive threads, consecutive groups: coalesced) and
 // each activation pair of float4 it reads serves all kRows rows, so the
@@ -84,16 +125,14 @@ __device__ __forceinline__ void store_row_sums(float (&sum)[kRows][kMaxTokens], 
 // times over). Loads of kGemvUnroll groups x kRows rows are issued before
 // any is used, to keep enough bytes in flight for HBM. Partial sums meet in
 // shared memory at the end.
-template <class F, int kMaxTokens, int kRows>
+template <class F, int kMaxTokens, int kRows, bool kPaired = false>
 __global__ void __launch_bounds__(kGemvWarps * 32)
     gemv_kernel(GemvTargets targets, int64_t cols, int64_t row_bytes, const float* __restrict__ x, int n_tokens,
-                bool accumulate) {
+                bool accumulate, float* __restrict__ hidden) {
   constexpr int kThreads = kGemvWarps * 32;
   const int tid = threadIdx.x;
-  const auto [w, rows, y, r0] = gemv_block<kRows>(targets);
   const uint8_t* row[kRows];
-#pragma unroll
-  for (int j = 0; j < kRows; ++j) row[j] = w + min(r0 + j, rows - 1) * row_bytes;  // tail rows repeat the last
+  const auto [w, rows, y, r0] = block_rows<kRows, kPaired>(targets, row_bytes, row);
   const int n_groups = static_cast<int>(cols / 8);
   float sum[kRows][kMaxTokens];
 #pragma unroll
@@ -101,8 +140,9 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
 #pragma unroll
     for (int t = 0; t < kMaxTokens; ++t) sum[j][t] = 0.0f;
 
-  for (int base = tid; base < n_groups; base += kThreads * kGemvUnroll) {
-    typename F::Raw raw[kGemvUnroll][kRows];
+  constexpr int kStep = kThreads * kGemvUnroll;
+  using Raw = typename F::Raw;
+  auto load_groups = [&](Raw (&raw)[kGemvUnroll][kRows], int base) {
 #pragma unroll
     for (int u = 0; u < kGemvUnroll; ++u) {
       const int i = base + kThreads * u;
@@ -110,6 +150,8 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
 #pragma unroll
         for (int j = 0; j < kRows; ++j) raw[u][j] = F::load(row[j] + (i / F::kGroups) * F::kBytes, i % F::kGroups);
     }
+  };
+  auto add_groups = [&](const Raw (&raw)[kGemvUnroll][kRows], int base) {
 #pragma unroll
     for (int u = 0; u < kGemvUnroll; ++u) {
       const int i = base + kThreads * u;
@@ -130,8 +172,24 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
                        wv[j][5] * b.y + wv[j][6] * b.z + wv[j][7] * b.w;
       }
     }
+  };
+  {
+    // The first step's weight loads go out before waiting for the previous
+    // kernel, as in gemv_int8_split_kernel.
+    Raw raw[kGemvUnroll][kRows];
+    load_groups(raw, tid);
+    pdl_enter();
+    add_groups(raw, tid);
   }
-  store_row_sums<kMaxTokens, kRows>(sum, rows, r0, n_tokens, y, accumulate);
+  for (int base = tid + kStep; base < n_groups; base += kStep) {
+    Raw raw[kGemvUnroll][kRows];
+    load_groups(raw, base);
+    add_groups(raw, base);
+  }
+  if constexpr (kPaired)
+    store_swiglu<kRows>(sum, rows, r0, hidden);
+  else
+    store_row_sums<kMaxTokens, kRows>(sum, rows, r0, n_tokens, y, accumulate);
 }
 
 // The same shape on 8-bit activations (quantize_activations_q8): a group of
@@ -147,6 +205,7 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
   constexpr int kThreads = kGemvWarps * 32;
   const int tid = threadIdx.x;
   const auto [w, rows, y, r0] = gemv_block<kRows>(targets);
+  pdl_enter();
   const uint8_t* row[kRows];
 #pragma unroll
   for (int j = 0; j < kRows; ++j) row[j] = w + min(r0 + j, rows - 1) * row_bytes;
@@ -205,11 +264,9 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
                            const float* __restrict__ xd, int n_tokens, bool accumulate) {
   constexpr int kThreads = kGemvWarps * 32;
   const int tid = threadIdx.x;
-  const auto [w, rows, y, r0] = gemv_block<kRows>(targets);
-  const int n_units = static_cast<int>(cols / kActBlock);
   const uint8_t* row[kRows];
-#pragma unroll
-  for (int j = 0; j < kRows; ++j) row[j] = w + min(r0 + j, rows - 1) * row_bytes;
+  const auto [w, rows, y, r0] = block_rows<kRows, false>(targets, row_bytes, row);
+  const int n_units = static_cast<int>(cols / kActBlock);
   float sum[kRows][kMaxTokens];
 #pragma unroll
   for (int j = 0; j < kRows; ++j)
@@ -222,9 +279,9 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
   // compiler unroll the loop four times; measured on an H200, Q8_0 decode is
   // 12% faster with two units ahead and Q4_0 13% faster unrolled.
   constexpr int kUnits = kMaxTokens == 1 ? F::kLoadsAhead : 1;
-#pragma unroll(kUnits == 1 && kMaxTokens == 1 ? 4 : 1)
-  for (int base = tid; base < n_units; base += kThreads * kUnits) {
-    typename F::Raw raw[kUnits][kRows];
+  constexpr int kStep = kThreads * kUnits;
+  using Raw = typename F::Raw;
+  auto load_units = [&](Raw (&raw)[kUnits][kRows], int base) {
 #pragma unroll
     for (int k = 0; k < kUnits; ++k) {
       const int u = base + kThreads * k;
@@ -232,6 +289,8 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
 #pragma unroll
         for (int j = 0; j < kRows; ++j) raw[k][j] = F::load(row[j], cols, u);
     }
+  };
+  auto add_units = [&](const Raw (&raw)[kUnits][kRows], int base) {
 #pragma unroll
     for (int k = 0; k < kUnits; ++k) {
       const int u = base + kThreads * k;
@@ -244,6 +303,22 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
         for (int j = 0; j < kRows; ++j) sum[j][t] += F::dot(raw[k][j], a);
       }
     }
+  };
+  {
+    // The first step's weight loads go out before waiting for the previous
+    // kernel (no kernel writes weights): for rows of up to kStep units, all
+    // but the FFN down matrix, that is every weight byte of the launch in
+    // flight while the previous kernel finishes.
+    Raw raw[kUnits][kRows];
+    load_units(raw, tid);
+    pdl_enter();
+    add_units(raw, tid);
+  }
+#pragma unroll(kUnits == 1 && kMaxTokens == 1 ? 4 : 1)
+  for (int base = tid + kStep; base < n_units; base += kStep) {
+    Raw raw[kUnits][kRows];
+    load_units(raw, base);
+    add_units(raw, base);
   }
   store_row_sums<kMaxTokens, kRows>(sum, rows, r0, n_tokens, y, accumulate);
 }
@@ -317,6 +392,10 @@ GemvTargets gemv_targets(const GemvArgs& a, int rows_per_block, unsigned& grid) 
   return t;
 }
 
+// Rows per block of the paired gate/up GEMV: 2 gate + 2 up rows, the
+// single-token GEMV's 4 rows.
+constexpr int kPairedRows = 4;
+
 // Kernel shape by batch size: one token, up to 4 (4 rows per block share
 // each activation load), up to kGemvMaxRows (2 rows: registers).
 template <class Kernel>
@@ -352,7 +431,14 @@ struct FloatGemv {
     unsigned grid;
     const GemvTargets t = gemv_targets(a, kRows, grid);
     return launch_kernel(gemv_kernel<F, kMaxTokens, kRows>, grid, kGemvWarps * 32, 0, stream, t, a.cols, a.row_bytes,
-                         a.x, a.n_tokens, a.accumulate);
+                         a.x, a.n_tokens, a.accumulate, nullptr);
+  }
+  static cudaError_t launch_paired(const GemvArgs& a, float* hidden, cudaStream_t stream) {
+    unsigned grid;
+    GemvTargets t = gemv_targets(a, kPairedRows / 2, grid);
+    t.w[1] = static_cast<const uint8_t*>(a.outs[1].w);  // the up matrix
+    return launch_kernel(gemv_kernel<F, 1, kPairedRows, true>, grid, kGemvWarps * 32, 0, stream, t, a.cols,
+                         a.row_bytes, a.x, 1, false, hidden);
   }
 };
 
@@ -456,6 +542,23 @@ cudaError_t gemv_group(TensorType type, bool split, const GemvOutput* outs, int 
     if (cols % F::kElems == 0)
       err = launch_for_tokens<FloatGemv<F>>(
           {outs, n_outs, cols, cols / F::kElems * F::kBytes, x, nullptr, nullptr, n_tokens, accumulate}, stream);
+  });
+  return err;
+}
+
+cudaError_t gemv_swiglu(TensorType type, const void* w_gate, const void* w_up, int64_t n_ff, int64_t cols,
+                        const float* x, float* hidden, cudaStream_t stream) {
+  if (n_ff < 1 || n_ff % (kPairedRows / 2) != 0 || cols <= 0 || cols % 8 != 0 || x == nullptr || hidden == nullptr)
+    return cudaErrorInvalidValue;
+  // The grid covers the hidden rows: one "matrix" of n_ff rows, both weight
+  // pointers in the targets.
+  const GemvOutput outs[2] = {{w_gate, n_ff, nullptr}, {w_up, 0, nullptr}};
+  cudaError_t err = cudaErrorInvalidValue;
+  with_format(type, [&](auto f) {
+    using F = decltype(f);
+    if (cols % F::kElems == 0)
+      err = FloatGemv<F>::launch_paired({outs, 1, cols, cols / F::kElems * F::kBytes, x, nullptr, nullptr, 1, false},
+                                        hidden, stream);
   });
   return err;
 }
