@@ -400,6 +400,64 @@ TEST_P(CudaRope, StackedRowsEqualPackedRows) {
   EXPECT_EQ(drows.download(), rows) << "the stacked input is only read";
 }
 
+// One token: the attention kernel that rotates and stores the key and value
+// itself equals rope_and_store_kv followed by the plain attention kernel, for
+// whole and split sequences, GQA, biases, head sizes 64 and 128.
+TEST_P(CudaRope, AttentionWithRopeEqualsRopeThenAttention) {
+  const bool neox = GetParam();
+  const int n_kv = 2, group = 4, n_head = n_kv * group, bt = 16, n_blocks = 12;
+  for (const int hd : {64, 128})
+    for (const int pos : {0, 70, 150}) {
+      SCOPED_TRACE("head size " + std::to_string(hd) + ", position " + std::to_string(pos));
+      const int half = hd / 2, qd = n_head * hd, kvd = n_kv * hd;
+      std::vector<int32_t> table(n_blocks);
+      for (int i = 0; i < n_blocks; ++i) table[i] = (i * 5 + 2) % n_blocks;
+      const size_t cache = size_t(n_blocks) * n_kv * bt * hd;
+      std::vector<__half> keys(cache), values(cache);
+      const auto kf = random_floats(cache, 31), vf = random_floats(cache, 32);
+      for (size_t i = 0; i < cache; ++i) keys[i] = __float2half_rn(kf[i]), values[i] = __float2half_rn(vf[i]);
+      std::vector<float> cs(half), sn(half);
+      for (int i = 0; i < half; ++i) {
+        const double a = pos * std::pow(10000.0, -2.0 * i / hd);
+        cs[i] = float(std::cos(a)), sn[i] = float(std::sin(a));
+      }
+      const DeviceBuffer<float> dq(random_floats(qd, 33)), dk(random_floats(kvd, 34)), dv(random_floats(kvd, 35)),
+          dbq(random_floats(qd, 36, 0.1f)), dbk(random_floats(kvd, 37, 0.1f)), dbv(random_floats(kvd, 38, 0.1f)),
+          dc(cs), ds(sn);
+      const DeviceBuffer<int32_t> dpos(std::vector<int32_t>{pos}), doff(std::vector<int32_t>{0}), dtab(table);
+      const int splits = (pos + 1 + kAttnSplitTokens - 1) / kAttnSplitTokens;
+      const float scale = 1.0f / std::sqrt(float(hd));
+      DeviceBuffer<__half> ka(keys), va(values), kb(keys), vb(values);
+      DeviceBuffer<float> qa(qd), out_a(qd), out_b(qd), partial(n_head * splits * (hd + 2));
+      const BatchDevice batch{dpos.ptr, doff.ptr, dtab.ptr};
+      ASSERT_CUDA(rope_and_store_kv(dq.ptr, dk.ptr, dv.ptr, dbq.ptr, dbk.ptr, dbv.ptr, dc.ptr, ds.ptr, 1, n_head, hd,
+                                    neox, {ka.ptr, va.ptr, n_kv, hd, bt}, batch, nullptr, qa.ptr));
+      ASSERT_CUDA(attention(qa.ptr, {ka.ptr, va.ptr, n_kv, hd, bt}, batch, 1, n_head, scale, splits, partial.ptr,
+                            out_a.ptr, nullptr));
+      const RopeIn rope{dk.ptr, dv.ptr, dbq.ptr, dbk.ptr, dbv.ptr, dc.ptr, ds.ptr, hd, neox};
+      ASSERT_CUDA(attention(dq.ptr, {kb.ptr, vb.ptr, n_kv, hd, bt}, batch, 1, n_head, scale, splits, partial.ptr,
+                            out_b.ptr, nullptr, {}, rope));
+      ASSERT_CUDA(cudaDeviceSynchronize());
+      const auto a = out_a.download(), b = out_b.download();
+      for (int i = 0; i < qd; ++i) ASSERT_NEAR(b[i], a[i], 1e-5f + 1e-5f * std::abs(a[i])) << "output " << i;
+      const auto kah = ka.download(), kbh = kb.download(), vah = va.download(), vbh = vb.download();
+      for (size_t i = 0; i < cache; ++i) {
+        ASSERT_NEAR(__half2float(kbh[i]), __half2float(kah[i]), 1e-3f * (1.0f + std::abs(__half2float(kah[i]))))
+            << "key " << i;
+        ASSERT_EQ(__half_as_ushort(vbh[i]), __half_as_ushort(vah[i])) << "value " << i;
+      }
+      // Two entries, or a partial rotation, are refused.
+      EXPECT_NE(attention(dq.ptr, {kb.ptr, vb.ptr, n_kv, hd, bt}, batch, 2, n_head, scale, splits, partial.ptr,
+                          out_b.ptr, nullptr, {}, rope),
+                cudaSuccess);
+      RopeIn partial_rope = rope;
+      partial_rope.n_rot = hd / 2;
+      EXPECT_NE(attention(dq.ptr, {kb.ptr, vb.ptr, n_kv, hd, bt}, batch, 1, n_head, scale, splits, partial.ptr,
+                          out_b.ptr, nullptr, {}, partial_rope),
+                cudaSuccess);
+    }
+}
+
 INSTANTIATE_TEST_SUITE_P(Pairings, CudaRope, ::testing::Values(false, true),
                          [](const auto& info) { return info.param ? "NeoX" : "Interleaved"; });
 

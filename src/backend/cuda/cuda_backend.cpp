@@ -261,7 +261,7 @@ class CudaContext final : public DeviceContext {
   // activations, grouped launches.
   Status gemv_layer(const DeviceLayer& w, int layer, int n, int splits);
   // Attention of the step's queries in q_ into attn_ (tiles when the step has them).
-  Status attend(int layer, int n, int splits, const cuda::Q8Out& q8);
+  Status attend(int layer, int n, int splits, const cuda::Q8Out& q8, const cuda::RopeIn& rope = {});
   // Everything after the input upload: the layers and the output head.
   Status run_kernels(int n, int n_out, int splits);
   Status reserve_host_logits(size_t elems) {
@@ -323,6 +323,7 @@ class CudaContext final : public DeviceContext {
   // FRUGAL_CUDA_FUSE=0: one GEMV launch per matrix and a separate activation
   // quantization launch (for comparisons).
   bool use_fusion_ = true;
+  bool use_rope_attention_ = true;  // FRUGAL_CUDA_ROPE_ATTN=0: RoPE + KV store in their own kernel for one token
   bool use_swiglu_gemv_ = true;  // FRUGAL_CUDA_SWIGLU_GEMV=0: SwiGLU in its own kernel after the gate/up GEMV
   StepTimes times_;
 };
@@ -343,6 +344,7 @@ Status CudaContext::init(std::shared_ptr<DeviceModel> weights, const ModelDesc& 
   if (const char* g = std::getenv("FRUGAL_CUDA_TILE_ATTN"); g && std::strcmp(g, "0") == 0) use_tile_attention_ = false;
   if (const char* g = std::getenv("FRUGAL_CUDA_FUSE"); g && std::strcmp(g, "0") == 0) use_fusion_ = false;
   if (const char* g = std::getenv("FRUGAL_CUDA_SWIGLU_GEMV"); g && std::strcmp(g, "0") == 0) use_swiglu_gemv_ = false;
+  if (const char* g = std::getenv("FRUGAL_CUDA_ROPE_ATTN"); g && std::strcmp(g, "0") == 0) use_rope_attention_ = false;
   use_int8_ = int8_gemv_enabled();
   times_.init();
   CUDA_TRY(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
@@ -607,7 +609,7 @@ Status CudaContext::gemm_layer(const DeviceLayer& w, int layer, int n) {
   return gemm_stacked({&w.w_down}, act16_, n, x_, d, true);
 }
 
-Status CudaContext::attend(int layer, int n, int splits, const cuda::Q8Out& q8) {
+Status CudaContext::attend(int layer, int n, int splits, const cuda::Q8Out& q8, const cuda::RopeIn& rope) {
   const float scale = 1.0f / std::sqrt(static_cast<float>(md_.head_dim));
   const cuda::BatchDevice batch{ds_.pos, ds_.table_offset, ds_.tables};
   if (n_attn_tiles_ > 0) {
@@ -616,7 +618,8 @@ Status CudaContext::attend(int layer, int n, int splits, const cuda::Q8Out& q8) 
              "attention (tiles)");
     return Status::Ok();
   }
-  CUDA_TRY(cuda::attention(q_, kv_layout(layer), batch, n, md_.n_head, scale, splits, partial_, attn_, stream_, q8),
+  CUDA_TRY(cuda::attention(q_, kv_layout(layer), batch, n, md_.n_head, scale, splits, partial_, attn_, stream_, q8,
+                           rope),
            "attention");
   return Status::Ok();
 }
@@ -630,11 +633,18 @@ Status CudaContext::gemv_layer(const DeviceLayer& w, int layer, int n, int split
   CUDA_TRY(cuda::rmsnorm(x_, w.attn_norm, nullptr, n, md_.n_embd, md_.rms_eps, h_, stream_, q8), "rmsnorm");
   FRUGAL_RETURN_IF_ERROR(prepare_q8(h_, n, d, {&w.wq, &w.wk, &w.wv}, xq, q8));
   FRUGAL_RETURN_IF_ERROR(matmul_group({{&w.wq, q_}, {&w.wk, k_}, {&w.wv, v_}}, h_, n, xq));
-  CUDA_TRY(cuda::rope_and_store_kv(q_, k_, v_, w.bq, w.bk, w.bv, ds_.cos, ds_.sin, n, md_.n_head, md_.n_rot,
-                                   md_.rope_neox, kv, batch, stream_),
-           "rope / KV store");
+  // One token: RoPE and the KV store inside the attention kernel.
+  const bool rope_in_attention =
+      n == 1 && n_attn_tiles_ == 0 && use_fusion_ && use_rope_attention_ && md_.n_rot == md_.head_dim;
+  if (!rope_in_attention)
+    CUDA_TRY(cuda::rope_and_store_kv(q_, k_, v_, w.bq, w.bk, w.bv, ds_.cos, ds_.sin, n, md_.n_head, md_.n_rot,
+                                     md_.rope_neox, kv, batch, stream_),
+             "rope / KV store");
   q8 = n_attn_tiles_ > 0 ? cuda::Q8Out{} : q8_target(n, w.wo.cols, {&w.wo});
-  FRUGAL_RETURN_IF_ERROR(attend(layer, n, splits, q8));
+  const cuda::RopeIn rope = rope_in_attention ? cuda::RopeIn{k_, v_, w.bq, w.bk, w.bv, ds_.cos, ds_.sin, md_.n_rot,
+                                                             md_.rope_neox}
+                                              : cuda::RopeIn{};
+  FRUGAL_RETURN_IF_ERROR(attend(layer, n, splits, q8, rope));
   FRUGAL_RETURN_IF_ERROR(prepare_q8(attn_, n, w.wo.cols, {&w.wo}, xq, q8));
   FRUGAL_RETURN_IF_ERROR(matmul(w.wo, attn_, n, x_, true, xq));
   q8 = q8_target(n, d, {&w.w_gate, &w.w_up});

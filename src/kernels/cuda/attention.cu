@@ -44,12 +44,43 @@ __device__ __forceinline__ void load_half_row(const __half* p, float* out) {
   }
 }
 
+// Rotates one head row held D dimensions per lane (lane holds [lane * D,
+// lane * D + D)) with the arithmetic of rope_store_kernel: pairs (2i, 2i + 1),
+// or (i, i + hd / 2) with neox; every dimension rotates (n_rot == head_dim).
+template <int D>
+__device__ __forceinline__ void rope_row(float (&v)[D], int lane, bool neox, const float* __restrict__ cos_row,
+                                         const float* __restrict__ sin_row) {
+  constexpr int hd = 32 * D, half = hd / 2;
+  float partner[D];
+#pragma unroll
+  for (int j = 0; j < D; ++j) {
+    // neox: dimension d + half sits 16 lanes away; pairs: in this lane for D >= 2, the next lane for D == 1.
+    const float other = neox || D == 1 ? __shfl_xor_sync(0xffffffffu, v[j], neox ? 16 : 1) : v[j ^ 1];
+    partner[j] = other;
+  }
+#pragma unroll
+  for (int j = 0; j < D; ++j) {
+    const int d = lane * D + j;
+    const bool first = neox ? d < half : d % 2 == 0;
+    const int i = neox ? (first ? d : d - half) : d / 2;
+    const float a = first ? v[j] : partner[j], b = first ? partner[j] : v[j];
+    const float c = cos_row[i], s = sin_row[i];
+    partner[j] = first ? a * c - b * s : a * s + b * c;
+  }
+#pragma unroll
+  for (int j = 0; j < D; ++j) v[j] = partner[j];
+}
+
 // Grid (entry, kv head, split). Each warp takes every kAttnWarps-th position
 // of the block's range; lane holds dimensions [lane * D, lane * D + D).
+// With rope.k set (one entry), q is the projection before RoPE: the block
+// rotates its query heads itself and the last split's block rotates the new
+// key, stores key and value at the entry's position and then reads them
+// back with the rest (rope_and_store_kv's work, one launch fewer).
 template <int D>
 __global__ void __launch_bounds__(kAttnWarps * 32)
     attention_kernel(const float* __restrict__ q, KvLayout kv, BatchDevice batch, int n_head, float scale,
-                     int splits, float* __restrict__ partial, float* __restrict__ out, Q8Out q8) {
+                     int splits, float* __restrict__ partial, float* __restrict__ out, Q8Out q8, RopeIn rope) {
   constexpr int hd = 32 * D;
   __shared__ float sm_max[kAttnWarps][kMaxGroup], sm_sum[kAttnWarps][kMaxGroup];
   __shared__ float sm_acc[kAttnWarps][kMaxGroup][hd];
@@ -65,17 +96,37 @@ __global__ void __launch_bounds__(kAttnWarps * 32)
   }
   const int32_t* table = batch.tables + batch.table_offset[e];
   const int bt = kv.block_tokens;
+  const int half = hd / 2;
+
+  if (rope.k != nullptr && split == splits - 1 && warp < 2) {
+    // Warp 0 the key, warp 1 the value of this kv head at the entry's position.
+    const float* src = (warp == 0 ? rope.k : rope.v) + static_cast<int64_t>(e) * kv.n_head_kv * hd + kvh * hd;
+    const float* bias = warp == 0 ? rope.bk : rope.bv;
+    float r[D];
+#pragma unroll
+    for (int j = 0; j < D; ++j) r[j] = src[lane * D + j] + (bias ? bias[kvh * hd + lane * D + j] : 0.0f);
+    if (warp == 0) rope_row<D>(r, lane, rope.neox, rope.cos + e * half, rope.sin + e * half);
+    const int pos = len - 1;
+    const int64_t slot = ((static_cast<int64_t>(table[pos / bt]) * kv.n_head_kv + kvh) * bt + pos % bt) * hd + lane * D;
+#pragma unroll
+    for (int j = 0; j < D; ++j) (warp == 0 ? kv.keys : kv.values)[slot + j] = __float2half_rn(r[j]);
+  }
+  if (rope.k != nullptr) __syncthreads();  // the stored row is read below by any warp of the block
 
   float qr[kMaxGroup][D], acc[kMaxGroup][D], m[kMaxGroup], l[kMaxGroup];
 #pragma unroll
   for (int g = 0; g < kMaxGroup; ++g) {
     m[g] = kEmptyMax, l[g] = 0.0f;
+    const int64_t head = static_cast<int64_t>(e) * n_head + kvh * group + g;
 #pragma unroll
     for (int j = 0; j < D; ++j) {
       acc[g][j] = 0.0f;
-      qr[g][j] = g < group ? q[(static_cast<int64_t>(e) * n_head + kvh * group + g) * hd + lane * D + j] * scale
+      qr[g][j] = g < group ? q[head * hd + lane * D + j] + (rope.bq ? rope.bq[(kvh * group + g) * hd + lane * D + j] : 0.0f)
                            : 0.0f;
     }
+    if (rope.k != nullptr && g < group) rope_row<D>(qr[g], lane, rope.neox, rope.cos + e * half, rope.sin + e * half);
+#pragma unroll
+    for (int j = 0; j < D; ++j) qr[g][j] *= scale;
   }
 
   for (int t = t_begin + warp; t < t_end; t += kAttnWarps) {
@@ -152,26 +203,33 @@ __global__ void merge_splits_kernel(const float* __restrict__ partial, int split
 
 template <int D>
 cudaError_t launch(const float* q, const KvLayout& kv, const BatchDevice& batch, int n_tokens, int n_head,
-                   float scale, int splits, float* partial, float* out, Q8Out q8, cudaStream_t stream) {
+                   float scale, int splits, float* partial, float* out, Q8Out q8, const RopeIn& rope,
+                   cudaStream_t stream) {
   const dim3 grid(n_tokens, kv.n_head_kv, splits);
   return launch_kernel(attention_kernel<D>, grid, kAttnWarps * 32, 0, stream, q, kv, batch, n_head, scale, splits,
-                       partial, out, q8);
+                       partial, out, q8, rope);
 }
 
 }  // namespace
 
 cudaError_t attention(const float* q, const KvLayout& kv, const BatchDevice& batch, int n_tokens, int n_head,
-                      float scale, int splits, float* partial, float* out, cudaStream_t stream, Q8Out q8) {
+                      float scale, int splits, float* partial, float* out, cudaStream_t stream, Q8Out q8,
+                      const RopeIn& rope) {
   if (n_tokens <= 0) return cudaSuccess;
   if (kv.n_head_kv <= 0 || n_head % kv.n_head_kv != 0 || n_head / kv.n_head_kv > kMaxGroup || splits < 1 ||
       (splits > 1 && partial == nullptr) || (q8.q != nullptr && q8.d == nullptr))
     return cudaErrorInvalidValue;
+  // Rotating in the kernel: one entry (another entry of the same sequence
+  // would read the stored row from another block), every dimension rotated.
+  if (rope.k != nullptr &&
+      (n_tokens != 1 || rope.v == nullptr || rope.cos == nullptr || rope.sin == nullptr || rope.n_rot != kv.head_dim))
+    return cudaErrorInvalidValue;
   cudaError_t err = cudaErrorInvalidValue;
   switch (kv.head_dim) {
-    case 32: err = launch<1>(q, kv, batch, n_tokens, n_head, scale, splits, partial, out, q8, stream); break;
-    case 64: err = launch<2>(q, kv, batch, n_tokens, n_head, scale, splits, partial, out, q8, stream); break;
-    case 128: err = launch<4>(q, kv, batch, n_tokens, n_head, scale, splits, partial, out, q8, stream); break;
-    case 256: err = launch<8>(q, kv, batch, n_tokens, n_head, scale, splits, partial, out, q8, stream); break;
+    case 32: err = launch<1>(q, kv, batch, n_tokens, n_head, scale, splits, partial, out, q8, rope, stream); break;
+    case 64: err = launch<2>(q, kv, batch, n_tokens, n_head, scale, splits, partial, out, q8, rope, stream); break;
+    case 128: err = launch<4>(q, kv, batch, n_tokens, n_head, scale, splits, partial, out, q8, rope, stream); break;
+    case 256: err = launch<8>(q, kv, batch, n_tokens, n_head, scale, splits, partial, out, q8, rope, stream); break;
     default: return cudaErrorInvalidValue;
   }
   if (err != cudaSuccess || splits == 1) return err;

@@ -162,10 +162,23 @@ cudaError_t rope_and_store_kv(float* q, const float* k, const float* v, const fl
 // handled by separate blocks (flash-decoding) and merges them; partial must
 // then hold n_tokens * n_head * splits * (head_dim + 2) floats. With q8 the
 // output ([n_tokens][n_head * head_dim]) is also quantized.
+//
+// With rope.k set (one token, n_rot == head_dim), q, rope.k and rope.v are
+// the projections before RoPE: the kernel does rope_and_store_kv's work
+// itself (biases, rotation, the key and value stored at the token's
+// position) and attends with them, one launch instead of two.
+struct RopeIn {
+  const float* k = nullptr;
+  const float* v = nullptr;
+  const float *bq = nullptr, *bk = nullptr, *bv = nullptr;
+  const float *cos = nullptr, *sin = nullptr;  // the token's n_rot / 2 angles
+  int n_rot = 0;
+  bool neox = false;
+};
 inline constexpr int kAttnSplitTokens = 64;
 cudaError_t attention(const float* q, const KvLayout& kv, const BatchDevice& batch, int n_tokens,
                       int n_head, float scale, int splits, float* partial, float* out,
-                      cudaStream_t stream, Q8Out q8 = {});
+                      cudaStream_t stream, Q8Out q8 = {}, const RopeIn& rope = {});
 
 // The same attention on tensor cores for prefill and large batches: entries
 // go in tiles of consecutive entries of one sequence (positions increasing),
