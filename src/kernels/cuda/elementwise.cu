@@ -48,6 +48,12 @@ __global__ void rmsnorm_kernel(const float* __restrict__ x, const float* __restr
                                const int32_t* __restrict__ rows, int n, float eps, float* __restrict__ out,
                                Q8Out q8, Act16Out a16) {
   __shared__ float scratch[32];
+  // No kernel writes the weight: its first float4 per thread loads before
+  // the wait, so its latency overlaps the previous kernel instead of
+  // following the sum of squares.
+  const float4* w4 = reinterpret_cast<const float4*>(weight);
+  const float4 w_first = n % 4 == 0 && static_cast<int>(threadIdx.x) < n / 4 ? __ldg(w4 + threadIdx.x)
+                                                                             : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
   pdl_enter();
   const int64_t src_row = rows ? rows[blockIdx.x] : blockIdx.x;
   const float* xr = x + src_row * n;
@@ -71,12 +77,11 @@ __global__ void rmsnorm_kernel(const float* __restrict__ x, const float* __restr
   }
   ss = block_sum(ss, scratch);
   const float inv = rsqrtf(ss / n + eps);
-  const float4* w4 = reinterpret_cast<const float4*>(weight);
   float4* o4 = reinterpret_cast<float4*>(o);
   if (q8.q == nullptr) {
 #pragma unroll 4
     for (int i = threadIdx.x; i < n / 4; i += blockDim.x) {
-      const float4 v = x4[i], w = w4[i];
+      const float4 v = x4[i], w = i == static_cast<int>(threadIdx.x) ? w_first : w4[i];
       const float4 r = make_float4(v.x * inv * w.x, v.y * inv * w.y, v.z * inv * w.z, v.w * inv * w.w);
       o4[i] = r;
       if (a16.data) store4_16(a16, static_cast<int64_t>(blockIdx.x) * (n / 4) + i, r);
@@ -93,7 +98,7 @@ __global__ void rmsnorm_kernel(const float* __restrict__ x, const float* __restr
     const bool in = i < n / 4;
     float4 r = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     if (in) {
-      const float4 v = x4[i], w = w4[i];
+      const float4 v = x4[i], w = base == 0 ? w_first : w4[i];
       r = make_float4(v.x * inv * w.x, v.y * inv * w.y, v.z * inv * w.z, v.w * inv * w.w);
       o4[i] = r;
     }
