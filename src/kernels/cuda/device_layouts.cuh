@@ -130,17 +130,10 @@ struct FormatQ4_KUnpacked {
   static constexpr int kElems = 256, kBytes = 144, kGroups = 32;  // kBytes: the GGUF block (repacking reads it)
   struct Raw { uint32_t qs, dd, sm; };  // sm: the chunk's 4 scale / min bytes
   __device__ static void dequant(const Raw& r, int g, float* w, int& c0, int& c1) {
-    const int c = g / 8, l = (g % 8) * 4;
     const float d = half_bits_to_float(r.dd & 0xffff), dmin = half_bits_to_float(r.dd >> 16);
-    const float a0 = d * small_uint_to_float(r.sm & 0xff), a1 = d * small_uint_to_float((r.sm >> 8) & 0xff);
-    const float b0 = dmin * small_uint_to_float((r.sm >> 16) & 0xff), b1 = dmin * small_uint_to_float(r.sm >> 24);
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const uint32_t b = (r.qs >> (8 * i)) & 0xff;
-      w[i] = a0 * small_uint_to_float(b & 15) - b0;
-      w[4 + i] = a1 * small_uint_to_float(b >> 4) - b1;
-    }
-    c0 = 64 * c + l; c1 = 64 * c + 32 + l;
+    FormatQ4_K::group(r.qs, d * small_uint_to_float(r.sm & 0xff), dmin * small_uint_to_float((r.sm >> 16) & 0xff),
+                      d * small_uint_to_float((r.sm >> 8) & 0xff), dmin * small_uint_to_float(r.sm >> 24), g, w, c0,
+                      c1);
   }
 };
 

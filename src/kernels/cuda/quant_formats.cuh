@@ -156,15 +156,21 @@ struct FormatQ4_K {
     m = small_uint_to_float(n);
   }
   __device__ static void dequant(const Raw& r, int g, float* w, int& c0, int& c1) {
-    const int c = g / 8, l = (g % 8) * 4;
+    const int c = g / 8;
     float sc0, m0, sc1, m1;
     scale_min(r, 2 * c, sc0, m0);
     scale_min(r, 2 * c + 1, sc1, m1);
     const float d = half_bits_to_float(r.dd & 0xffff), dmin = half_bits_to_float(r.dd >> 16);
-    const float a0 = d * sc0, b0 = dmin * m0, a1 = d * sc1, b1 = dmin * m1;
+    group(r.qs, d * sc0, dmin * m0, d * sc1, dmin * m1, g, w, c0, c1);
+  }
+  // Group g's 8 weights from its 4 quant bytes and the scale a / offset b of
+  // its two sub-blocks (also the device layout's dequantizer).
+  __device__ static void group(uint32_t qs, float a0, float b0, float a1, float b1, int g, float* w, int& c0,
+                               int& c1) {
+    const int c = g / 8, l = (g % 8) * 4;
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-      const uint32_t b = (r.qs >> (8 * i)) & 0xff;
+      const uint32_t b = (qs >> (8 * i)) & 0xff;
       w[i] = a0 * small_uint_to_float(b & 15) - b0;
       w[4 + i] = a1 * small_uint_to_float(b >> 4) - b1;
     }
