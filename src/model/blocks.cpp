@@ -1,6 +1,7 @@
 #include "model/blocks.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 
 #include "kernels/cpu/vec_ops.h"
@@ -85,11 +86,14 @@ void paged_attention(LayerContext& ctx) {
   // time.
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const int64_t tasks = n * n_kv;
-  ctx.pool.run([&](int thread, int n_threads) {
+  // Tasks are handed out from a shared counter: in a prompt, later entries
+  // attend to more positions, so contiguous ranges per thread would leave
+  // the thread with the first half of the prompt idle for most of the call.
+  std::atomic<int64_t> next_task{0};
+  ctx.pool.run([&](int thread, int) {
     std::vector<float>& sbuf = ctx.buf.scores[thread];
-    const int64_t begin = tasks * thread / n_threads;
-    const int64_t end = tasks * (thread + 1) / n_threads;
-    for (int64_t task = begin; task < end; ++task) {
+    for (int64_t task = next_task.fetch_add(1, std::memory_order_relaxed); task < tasks;
+         task = next_task.fetch_add(1, std::memory_order_relaxed)) {
       const int64_t e = task / n_kv;
       const int kvh = static_cast<int>(task % n_kv);
       const BatchEntry& be = ctx.batch[e];
@@ -104,9 +108,8 @@ void paged_attention(LayerContext& ctx) {
         for (int32_t t0 = 0; t0 < len; t0 += bt) {
           const float* kb = ctx.kv.key_block(ctx.layer, table[t0 / bt], kvh);
           const int32_t cnt = std::min(bt, len - t0);
-          for (int32_t j = 0; j < cnt; ++j)
-            for (int g = 0; g < heads_at_once; ++g)
-              scores[g * len + t0 + j] = kernels::dot(q + g * hd, kb + j * hd, hd) * scale;
+          for (int g = 0; g < heads_at_once; ++g)
+            kernels::dot_rows(q + g * hd, kb, cnt, hd, scale, scores + g * len + t0);
         }
         for (int g = 0; g < heads_at_once; ++g) {
           kernels::softmax(scores + g * len, len);
@@ -115,9 +118,8 @@ void paged_attention(LayerContext& ctx) {
         for (int32_t t0 = 0; t0 < len; t0 += bt) {
           const float* vb = ctx.kv.value_block(ctx.layer, table[t0 / bt], kvh);
           const int32_t cnt = std::min(bt, len - t0);
-          for (int32_t j = 0; j < cnt; ++j)
-            for (int g = 0; g < heads_at_once; ++g)
-              kernels::axpy(scores[g * len + t0 + j], vb + j * hd, out + g * hd, hd);
+          for (int g = 0; g < heads_at_once; ++g)
+            kernels::axpy_rows(scores + g * len + t0, vb, cnt, hd, out + g * hd);
         }
       }
     }

@@ -69,6 +69,27 @@ TEST(VecOps, AxpyScaleAdd) {
   });
 }
 
+// The attention block kernels must give exactly what the per-row calls
+// give (prefill and decode mix both), for every row count and length.
+TEST(VecOps, DotRowsAndAxpyRowsEqualPerRowCalls) {
+  for_each_isa([] {
+    for (int64_t n : {1, 7, 8, 16, 24, 64, 72, 128, 200}) {
+      for (int64_t rows : {0, 1, 2, 3, 4, 5, 7, 8, 9, 16, 33}) {
+        const auto q = rnd(n, 11), block = rnd(rows * n + 1, 12), w = rnd(rows + 1, 13);
+        std::vector<float> got(rows + 1, -7.0f);
+        dot_rows(q.data(), block.data(), rows, n, 0.125f, got.data());
+        for (int64_t j = 0; j < rows; ++j) ASSERT_EQ(got[j], dot(q.data(), block.data() + j * n, n) * 0.125f) << n << " " << j;
+        ASSERT_EQ(got[rows], -7.0f);  // nothing past n_rows written
+        auto y_block = rnd(n, 14);
+        auto y_rows = y_block;
+        axpy_rows(w.data(), block.data(), rows, n, y_block.data());
+        for (int64_t j = 0; j < rows; ++j) axpy(w[j], block.data() + j * n, y_rows.data(), n);
+        for (int64_t i = 0; i < n; ++i) ASSERT_EQ(y_block[i], y_rows[i]) << n << " " << rows << " " << i;
+      }
+    }
+  });
+}
+
 TEST(VecOps, RmsNorm) {
   for_each_isa([] {
     for (int64_t n : kSizes) {

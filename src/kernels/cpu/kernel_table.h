@@ -47,6 +47,8 @@ struct KernelTable {
 
   float (*dot)(const float*, const float*, int64_t) = nullptr;
   void (*axpy)(float, const float*, float*, int64_t) = nullptr;
+  void (*dot_rows)(const float*, const float*, int64_t, int64_t, float, float*) = nullptr;
+  void (*axpy_rows)(const float*, const float*, int64_t, int64_t, float*) = nullptr;
   void (*scale)(float*, float, int64_t) = nullptr;
   void (*rmsnorm)(float*, const float*, const float*, int64_t, float) = nullptr;
   void (*softmax)(float*, int64_t) = nullptr;

@@ -6,8 +6,8 @@ namespace frugal::kernels {
 void fill_avx2_packed(KernelTable& t) {
   t.gemm_packed[static_cast<int>(TensorType::kQ4_0)] = gemm_packed<PackQ4_0x8, false>;
   t.gemm_packed[static_cast<int>(TensorType::kQ8_0)] = gemm_packed<PackQ8_0x8, false>;
-  t.gemm_packed[static_cast<int>(TensorType::kQ4_K)] = gemm_packed_k<PackQ4_Kx8>;
-  t.gemm_packed[static_cast<int>(TensorType::kQ6_K)] = gemm_packed_k<PackQ6_Kx8>;
+  t.gemm_packed[static_cast<int>(TensorType::kQ4_K)] = gemm_packed_k<PackQ4_Kx8, 3>;
+  t.gemm_packed[static_cast<int>(TensorType::kQ6_K)] = gemm_packed_k<PackQ6_Kx8, 4>;
   t.packed_min_tokens[static_cast<int>(TensorType::kQ6_K)] = 2;
 }
 

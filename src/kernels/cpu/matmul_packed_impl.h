@@ -12,6 +12,7 @@
 // are stored with one instruction: no horizontal sums anywhere.
 #pragma once
 
+
 #include <algorithm>
 #include <cstring>
 
@@ -168,10 +169,16 @@ void gemm_packed(const WeightMatrix& w, const void* act, int64_t n_tokens, float
 // Q4_K: per sub-block the 8 maddubs of unsigned nibbles x activations are
 // summed in int16 (bounded as for Q4_0), then one madd against the row
 // scales (each repeated in both int16 halves of its lane) applies the 6-bit
-// scale while widening. The mins need sum(min_j * bsum_j): with (min 2p,
-// min 2p+1) as an int16 pair per row, one madd against the broadcast pair of
-// 32-element activation sums covers two sub-blocks.
-template <bool kVnni, int T>
+// scale while widening. The low and the high nibbles of a chunk (sub-blocks
+// 2c and 2c + 1) are two passes over the same 256 bytes rather than one:
+// with 16 vector registers, T = 4 tokens of int16 sums for both sub-blocks
+// plus the int32 and fp32 accumulators do not fit and the compiler spills
+// in the innermost loop; reloading the quants costs one load per vector.
+// The mins need sum(min_j * bsum_j), which does not touch the quants: with
+// (min 2p, min 2p+1) as an int16 pair per row, one madd against the
+// broadcast pair of 32-element activation sums covers two sub-blocks, in a
+// short loop after the quants.
+template <int T>
 inline void q4_kx8_tile(const PackQ4_Kx8* P, const quant::BlockQ8_K* const* arow, int64_t nb, float* out,
                         int64_t out_stride, int n_rows) {
   __m256 acc[T];
@@ -180,45 +187,36 @@ inline void q4_kx8_tile(const PackQ4_Kx8* P, const quant::BlockQ8_K* const* arow
   for (int64_t b = 0; b < nb; ++b) {
     const PackQ4_Kx8& p = P[b];
     if constexpr (T == 1) prefetch_ahead(&p, sizeof(p));
-    __m256i isum[T], msum[T];
-    for (int t = 0; t < T; ++t) {
-      isum[t] = _mm256_setzero_si256();
-      msum[t] = _mm256_setzero_si256();
-    }
-    for (int c = 0; c < 4; ++c) {
-      __m256i s_lo[T], s_hi[T];
-      for (int t = 0; t < T; ++t) s_lo[t] = s_hi[t] = _mm256_setzero_si256();
+    __m256i isum[T];
+    for (int t = 0; t < T; ++t) isum[t] = _mm256_setzero_si256();
+    for (int j = 0; j < 8; ++j) {  // sub-block j: nibble half j % 2 of chunk j / 2
+      const int c = j / 2;
+      __m256i s[T];
+      for (int t = 0; t < T; ++t) s[t] = _mm256_setzero_si256();
       for (int v = 0; v < 8; ++v) {
         const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.qs[c][v]));
-        const __m256i lo = _mm256_and_si256(raw, m4);
-        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
-        for (int t = 0; t < T; ++t) {
-          const int8_t* aq = arow[t][b].qs + 64 * c + 4 * v;
-          s_lo[t] = _mm256_add_epi16(s_lo[t], _mm256_maddubs_epi16(lo, bcast4(aq)));
-          s_hi[t] = _mm256_add_epi16(s_hi[t], _mm256_maddubs_epi16(hi, bcast4(aq + 32)));
-        }
+        const __m256i q = (j & 1) ? _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4) : _mm256_and_si256(raw, m4);
+        for (int t = 0; t < T; ++t)
+          s[t] = _mm256_add_epi16(s[t], _mm256_maddubs_epi16(q, bcast4(arow[t][b].qs + 32 * j + 4 * v)));
       }
-      const __m256i sc_lo =
-          _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p.scales[2 * c])));
-      const __m256i sc_hi =
-          _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p.scales[2 * c + 1])));
-      const __m256i mn = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p.mins[c])));
-      for (int t = 0; t < T; ++t) {
-        isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(s_lo[t], sc_lo));
-        isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(s_hi[t], sc_hi));
-        // Sums of the two 32-element sub-blocks 2c, 2c + 1 as an int16 pair
-        // (each at most 32 * 127, so they fit).
-        const int16_t* bs = arow[t][b].bsums + 4 * c;
-        const uint32_t pair = static_cast<uint16_t>(bs[0] + bs[1]) |
-                              (static_cast<uint32_t>(static_cast<uint16_t>(bs[2] + bs[3])) << 16);
-        msum[t] = _mm256_add_epi32(msum[t], _mm256_madd_epi16(mn, _mm256_set1_epi32(static_cast<int32_t>(pair))));
-      }
+      const __m256i sc = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p.scales[j])));
+      for (int t = 0; t < T; ++t) isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(s[t], sc));
     }
     const __m256 dw = row_scales(p.d), mw = row_scales(p.dmin);
     for (int t = 0; t < T; ++t) {
+      // Sums of the two 32-element sub-blocks 2c, 2c + 1 as an int16 pair
+      // (each at most 32 * 127, so they fit).
+      const int16_t* bs = arow[t][b].bsums;
+      __m256i msum = _mm256_setzero_si256();
+      for (int c = 0; c < 4; ++c) {
+        const __m256i mn = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p.mins[c])));
+        const uint32_t pair = static_cast<uint16_t>(bs[4 * c] + bs[4 * c + 1]) |
+                              (static_cast<uint32_t>(static_cast<uint16_t>(bs[4 * c + 2] + bs[4 * c + 3])) << 16);
+        msum = _mm256_add_epi32(msum, _mm256_madd_epi16(mn, _mm256_set1_epi32(static_cast<int32_t>(pair))));
+      }
       const __m256 ad = _mm256_set1_ps(arow[t][b].d);
       acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_mul_ps(dw, ad), acc[t]);
-      acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(msum[t]), _mm256_mul_ps(mw, ad), acc[t]);
+      acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(msum), _mm256_mul_ps(mw, ad), acc[t]);
     }
   }
   for (int t = 0; t < T; ++t) store_rows(out + t * out_stride, acc[t], n_rows);
@@ -285,15 +283,19 @@ template <class Pack, int T>
 inline void k_packed_tile(const Pack* P, const quant::BlockQ8_K* const* arow, int64_t nb, float* out,
                           int64_t stride, int n_rows) {
   if constexpr (std::is_same_v<Pack, PackQ4_Kx8>)
-    q4_kx8_tile<false, T>(P, arow, nb, out, stride, n_rows);
+    q4_kx8_tile<T>(P, arow, nb, out, stride, n_rows);
   else
     q6_kx8_tile<T>(P, arow, nb, out, stride, n_rows);
 }
 
-template <class Pack>
+// kT: tokens per register tile. Q4_K on 16 vector registers (AVX2) runs
+// best with 3 (with 4 its int16 sums, int32 sums and fp32 accumulators no
+// longer fit and the compiler spills in the inner loop); with 32 registers,
+// and for Q6_K, 4 is faster.
+template <class Pack, int kT>
 void gemm_packed_k(const WeightMatrix& w, const void* act, int64_t n_tokens, float* out, int64_t r0,
-                      int64_t r1) {
-  constexpr int kT = 4;
+                   int64_t r1) {
+  static_assert(kT >= 1 && kT <= 4);
   const int64_t nb = w.cols / 256;
   const auto* P = static_cast<const Pack*>(w.packed);
   const auto* A = static_cast<const quant::BlockQ8_K*>(act);
@@ -309,12 +311,10 @@ void gemm_packed_k(const WeightMatrix& w, const void* act, int64_t n_tokens, flo
         const Pack* pg = P + g * nb;
         const int n_rows = static_cast<int>(std::min<int64_t>(kPackRows, r1 - g * kPackRows));
         float* o = out + t0 * w.rows + g * kPackRows;
-        switch (nt) {
-          case 4: k_packed_tile<Pack, 4>(pg, arow, nb, o, w.rows, n_rows); break;
-          case 3: k_packed_tile<Pack, 3>(pg, arow, nb, o, w.rows, n_rows); break;
-          case 2: k_packed_tile<Pack, 2>(pg, arow, nb, o, w.rows, n_rows); break;
-          default: k_packed_tile<Pack, 1>(pg, arow, nb, o, w.rows, n_rows); break;
-        }
+        if (nt == kT) k_packed_tile<Pack, kT>(pg, arow, nb, o, w.rows, n_rows);
+        else if (nt == 3) k_packed_tile<Pack, 3>(pg, arow, nb, o, w.rows, n_rows);
+        else if (nt == 2) k_packed_tile<Pack, 2>(pg, arow, nb, o, w.rows, n_rows);
+        else k_packed_tile<Pack, 1>(pg, arow, nb, o, w.rows, n_rows);
       }
     }
   }

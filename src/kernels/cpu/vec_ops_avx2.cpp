@@ -33,6 +33,67 @@ void axpy_avx2(float a, const float* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] += a * x[i];
 }
 
+// R rows at once, each with dot_avx2's two accumulators and reduction
+// order, so every result equals dot_avx2(q, row, n).
+template <int R>
+inline void dot_rows_r(const float* q, const float* rows, int64_t n, float scale, float* out) {
+  __m256 s0[R], s1[R];
+  for (int r = 0; r < R; ++r) s0[r] = s1[r] = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256 qa = _mm256_loadu_ps(q + i), qb = _mm256_loadu_ps(q + i + 8);
+    for (int r = 0; r < R; ++r) {
+      s0[r] = _mm256_fmadd_ps(qa, _mm256_loadu_ps(rows + r * n + i), s0[r]);
+      s1[r] = _mm256_fmadd_ps(qb, _mm256_loadu_ps(rows + r * n + i + 8), s1[r]);
+    }
+  }
+  if (i + 8 <= n) {
+    const __m256 qa = _mm256_loadu_ps(q + i);
+    for (int r = 0; r < R; ++r) s0[r] = _mm256_fmadd_ps(qa, _mm256_loadu_ps(rows + r * n + i), s0[r]);
+    i += 8;
+  }
+  for (int r = 0; r < R; ++r) {
+    float s = hsum(_mm256_add_ps(s0[r], s1[r]));
+    for (int64_t k = i; k < n; ++k) s += q[k] * rows[r * n + k];
+    out[r] = s * scale;
+  }
+}
+
+void dot_rows_avx2(const float* q, const float* rows, int64_t n_rows, int64_t n, float scale, float* out) {
+  int64_t j = 0;
+  for (; j + 4 <= n_rows; j += 4) dot_rows_r<4>(q, rows + j * n, n, scale, out + j);
+  switch (n_rows - j) {
+    case 3: dot_rows_r<3>(q, rows + j * n, n, scale, out + j); break;
+    case 2: dot_rows_r<2>(q, rows + j * n, n, scale, out + j); break;
+    case 1: dot_rows_r<1>(q, rows + j * n, n, scale, out + j); break;
+    default: break;
+  }
+}
+
+// Per element the same fmadd sequence as n_rows axpy_avx2 calls; 64
+// elements of y stay in registers while every row passes.
+void axpy_rows_avx2(const float* w, const float* rows, int64_t n_rows, int64_t n, float* y) {
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    __m256 acc[8];
+    for (int k = 0; k < 8; ++k) acc[k] = _mm256_loadu_ps(y + i + 8 * k);
+    for (int64_t j = 0; j < n_rows; ++j) {
+      const __m256 a = _mm256_set1_ps(w[j]);
+      const float* x = rows + j * n + i;
+      for (int k = 0; k < 8; ++k) acc[k] = _mm256_fmadd_ps(a, _mm256_loadu_ps(x + 8 * k), acc[k]);
+    }
+    for (int k = 0; k < 8; ++k) _mm256_storeu_ps(y + i + 8 * k, acc[k]);
+  }
+  for (; i + 8 <= n; i += 8) {
+    __m256 acc = _mm256_loadu_ps(y + i);
+    for (int64_t j = 0; j < n_rows; ++j)
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(w[j]), _mm256_loadu_ps(rows + j * n + i), acc);
+    _mm256_storeu_ps(y + i, acc);
+  }
+  for (int64_t j = 0; j < n_rows; ++j)
+    for (int64_t k = i; k < n; ++k) y[k] += w[j] * rows[j * n + k];
+}
+
 void scale_avx2(float* x, float a, int64_t n) {
   const __m256 av = _mm256_set1_ps(a);
   int64_t i = 0;
@@ -115,6 +176,8 @@ void silu_mul_avx2(float* out, const float* gate, const float* up, int64_t n) {
 void fill_avx2_vec(KernelTable& t) {
   t.dot = dot_avx2;
   t.axpy = axpy_avx2;
+  t.dot_rows = dot_rows_avx2;
+  t.axpy_rows = axpy_rows_avx2;
   t.scale = scale_avx2;
   t.rmsnorm = rmsnorm_avx2;
   t.softmax = softmax_avx2;

@@ -21,6 +21,14 @@ void axpy_generic(float a, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
+void dot_rows_generic(const float* q, const float* rows, int64_t n_rows, int64_t n, float scale, float* out) {
+  for (int64_t j = 0; j < n_rows; ++j) out[j] = dot_generic(q, rows + j * n, n) * scale;
+}
+
+void axpy_rows_generic(const float* w, const float* rows, int64_t n_rows, int64_t n, float* y) {
+  for (int64_t j = 0; j < n_rows; ++j) axpy_generic(w[j], rows + j * n, y, n);
+}
+
 void scale_generic(float* x, float a, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] *= a;
 }
@@ -59,6 +67,8 @@ void add_generic(float* out, const float* a, const float* b, int64_t n) {
 void fill_generic_vec(KernelTable& t) {
   t.dot = dot_generic;
   t.axpy = axpy_generic;
+  t.dot_rows = dot_rows_generic;
+  t.axpy_rows = axpy_rows_generic;
   t.scale = scale_generic;
   t.rmsnorm = rmsnorm_generic;
   t.softmax = softmax_generic;
