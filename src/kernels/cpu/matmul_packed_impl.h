@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "kernels/cpu/kernel_table.h"
 #include "kernels/cpu/packed.h"
@@ -177,10 +178,12 @@ void gemm_packed(const WeightMatrix& w, const void* act, int64_t n_tokens, float
 // The mins need sum(min_j * bsum_j), which does not touch the quants: with
 // (min 2p, min 2p+1) as an int16 pair per row, one madd against the
 // broadcast pair of 32-element activation sums covers two sub-blocks, in a
-// short loop after the quants.
+// short loop after the quants. The pairs come from `sums32` (per token, 8
+// int16 per block, made once per token tile by sums32_of) so that the
+// broadcast is a load, not scalar arithmetic repeated for every row group.
 template <int T>
-inline void q4_kx8_tile(const PackQ4_Kx8* P, const quant::BlockQ8_K* const* arow, int64_t nb, float* out,
-                        int64_t out_stride, int n_rows) {
+inline void q4_kx8_tile(const PackQ4_Kx8* P, const quant::BlockQ8_K* const* arow, const int16_t* const* sums32,
+                        int64_t nb, float* out, int64_t out_stride, int n_rows) {
   __m256 acc[T];
   for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
   const __m256i m4 = _mm256_set1_epi8(0x0F);
@@ -204,15 +207,11 @@ inline void q4_kx8_tile(const PackQ4_Kx8* P, const quant::BlockQ8_K* const* arow
     }
     const __m256 dw = row_scales(p.d), mw = row_scales(p.dmin);
     for (int t = 0; t < T; ++t) {
-      // Sums of the two 32-element sub-blocks 2c, 2c + 1 as an int16 pair
-      // (each at most 32 * 127, so they fit).
-      const int16_t* bs = arow[t][b].bsums;
+      const int16_t* pairs = sums32[t] + 8 * b;
       __m256i msum = _mm256_setzero_si256();
       for (int c = 0; c < 4; ++c) {
         const __m256i mn = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p.mins[c])));
-        const uint32_t pair = static_cast<uint16_t>(bs[4 * c] + bs[4 * c + 1]) |
-                              (static_cast<uint32_t>(static_cast<uint16_t>(bs[4 * c + 2] + bs[4 * c + 3])) << 16);
-        msum = _mm256_add_epi32(msum, _mm256_madd_epi16(mn, _mm256_set1_epi32(static_cast<int32_t>(pair))));
+        msum = _mm256_add_epi32(msum, _mm256_madd_epi16(mn, bcast4(reinterpret_cast<const int8_t*>(pairs + 2 * c))));
       }
       const __m256 ad = _mm256_set1_ps(arow[t][b].d);
       acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_mul_ps(dw, ad), acc[t]);
@@ -220,6 +219,16 @@ inline void q4_kx8_tile(const PackQ4_Kx8* P, const quant::BlockQ8_K* const* arow
     }
   }
   for (int t = 0; t < T; ++t) store_rows(out + t * out_stride, acc[t], n_rows);
+}
+
+// The eight 32-element sums of each Q8_K block of a row (bsums holds
+// 16-element ones; each sum is at most 32 * 127, so int16 holds it).
+inline void sums32_of(const quant::BlockQ8_K* a, int64_t nb, int16_t* dst) {
+  for (int64_t b = 0; b < nb; ++b) {
+    const __m128i lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a[b].bsums));
+    const __m128i hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a[b].bsums + 8));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 8 * b), _mm_hadd_epi16(lo, hi));
+  }
 }
 
 // Q6_K: unsigned 6-bit quants (0..63) rebuilt from the nibble and 2-bit
@@ -268,9 +277,8 @@ inline void q6_kx8_tile(const PackQ6_Kx8* P, const quant::BlockQ8_K* const* arow
       for (int q = 0; q < 8; ++q) {
         const __m256i scp =
             _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p.scale_pairs[q])));
-        const uint32_t pair = static_cast<uint16_t>(bs[2 * q]) |
-                              (static_cast<uint32_t>(static_cast<uint16_t>(bs[2 * q + 1])) << 16);
-        off = _mm256_add_epi32(off, _mm256_madd_epi16(scp, _mm256_set1_epi32(static_cast<int32_t>(pair))));
+        // (bsum 2q, bsum 2q + 1) as one int16 pair: 4 bytes of bsums.
+        off = _mm256_add_epi32(off, _mm256_madd_epi16(scp, bcast4(reinterpret_cast<const int8_t*>(bs + 2 * q))));
       }
       const __m256i tot = _mm256_sub_epi32(isum[t], _mm256_slli_epi32(off, 5));
       acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(tot), _mm256_mul_ps(dw, _mm256_set1_ps(arow[t][b].d)), acc[t]);
@@ -280,10 +288,10 @@ inline void q6_kx8_tile(const PackQ6_Kx8* P, const quant::BlockQ8_K* const* arow
 }
 
 template <class Pack, int T>
-inline void k_packed_tile(const Pack* P, const quant::BlockQ8_K* const* arow, int64_t nb, float* out,
-                          int64_t stride, int n_rows) {
+inline void k_packed_tile(const Pack* P, const quant::BlockQ8_K* const* arow, const int16_t* const* sums32,
+                          int64_t nb, float* out, int64_t stride, int n_rows) {
   if constexpr (std::is_same_v<Pack, PackQ4_Kx8>)
-    q4_kx8_tile<T>(P, arow, nb, out, stride, n_rows);
+    q4_kx8_tile<T>(P, arow, sums32, nb, out, stride, n_rows);
   else
     q6_kx8_tile<T>(P, arow, nb, out, stride, n_rows);
 }
@@ -296,9 +304,14 @@ template <class Pack, int kT>
 void gemm_packed_k(const WeightMatrix& w, const void* act, int64_t n_tokens, float* out, int64_t r0,
                    int64_t r1) {
   static_assert(kT >= 1 && kT <= 4);
+  constexpr bool kSums32 = std::is_same_v<Pack, PackQ4_Kx8>;
   const int64_t nb = w.cols / 256;
   const auto* P = static_cast<const Pack*>(w.packed);
   const auto* A = static_cast<const quant::BlockQ8_K*>(act);
+  // Per-thread buffer of the token tile's 32-element sums; it grows the
+  // first time a wider matrix comes, never in steady state.
+  thread_local std::vector<int16_t> sums_buf;
+  if (kSums32 && sums_buf.size() < static_cast<size_t>(kT * nb * 8)) sums_buf.resize(kT * nb * 8);
   const int64_t g_begin = r0 / kPackRows, g_end = (r1 + kPackRows - 1) / kPackRows;
   const int64_t panel = std::max<int64_t>(1, panel_rows(static_cast<size_t>(nb) * sizeof(Pack), 1));
   for (int64_t p0 = g_begin; p0 < g_end; p0 += panel) {
@@ -306,15 +319,23 @@ void gemm_packed_k(const WeightMatrix& w, const void* act, int64_t n_tokens, flo
     for (int64_t t0 = 0; t0 < n_tokens; t0 += kT) {
       const int nt = static_cast<int>(std::min<int64_t>(kT, n_tokens - t0));
       const quant::BlockQ8_K* arow[kT];
-      for (int i = 0; i < kT; ++i) arow[i] = A + (t0 + std::min(i, nt - 1)) * nb;
+      const int16_t* sums32[kT];
+      for (int i = 0; i < kT; ++i) {
+        arow[i] = A + (t0 + std::min(i, nt - 1)) * nb;
+        sums32[i] = nullptr;
+        if constexpr (kSums32) {
+          sums32[i] = sums_buf.data() + std::min(i, nt - 1) * nb * 8;
+          if (i < nt) sums32_of(arow[i], nb, sums_buf.data() + i * nb * 8);
+        }
+      }
       for (int64_t g = p0; g < p1; ++g) {
         const Pack* pg = P + g * nb;
         const int n_rows = static_cast<int>(std::min<int64_t>(kPackRows, r1 - g * kPackRows));
         float* o = out + t0 * w.rows + g * kPackRows;
-        if (nt == kT) k_packed_tile<Pack, kT>(pg, arow, nb, o, w.rows, n_rows);
-        else if (nt == 3) k_packed_tile<Pack, 3>(pg, arow, nb, o, w.rows, n_rows);
-        else if (nt == 2) k_packed_tile<Pack, 2>(pg, arow, nb, o, w.rows, n_rows);
-        else k_packed_tile<Pack, 1>(pg, arow, nb, o, w.rows, n_rows);
+        if (nt == kT) k_packed_tile<Pack, kT>(pg, arow, sums32, nb, o, w.rows, n_rows);
+        else if (nt == 3) k_packed_tile<Pack, 3>(pg, arow, sums32, nb, o, w.rows, n_rows);
+        else if (nt == 2) k_packed_tile<Pack, 2>(pg, arow, sums32, nb, o, w.rows, n_rows);
+        else k_packed_tile<Pack, 1>(pg, arow, sums32, nb, o, w.rows, n_rows);
       }
     }
   }
