@@ -179,7 +179,7 @@ void gemm_packed(const WeightMatrix& w, const void* act, int64_t n_tokens, float
 // (min 2p, min 2p+1) as an int16 pair per row, one madd against the
 // broadcast pair of 32-element activation sums covers two sub-blocks, in a
 // short loop after the quants. The pairs come from `sums32` (per token, 8
-// int16 per block, made once per token tile by sums32_of) so that the
+// int16 per block, made once per call by sums32_of) so that the
 // broadcast is a load, not scalar arithmetic repeated for every row group.
 template <int T>
 inline void q4_kx8_tile(const PackQ4_Kx8* P, const quant::BlockQ8_K* const* arow, const int16_t* const* sums32,
@@ -231,32 +231,22 @@ inline void sums32_of(const quant::BlockQ8_K* a, int64_t nb, int16_t* dst) {
   }
 }
 
-// Q6_K: unsigned 6-bit quants (0..63) rebuilt from the nibble and 2-bit
-// planes; maddubs pair sums reach 2 * 63 * 127 = 16002, so only two slices
-// are summed in int16 before a madd applies the sub-block's int8 scale.
-// Rebuilding the quants costs more than the canonical kernel's per-row
-// decode when it feeds a single token, so matmul() uses this layout only
-// for prefill (KernelTable::packed_min_tokens). The
-// -32 offset is subtracted once per block as 32 * sum(scale_j * bsum_j).
+// Q6_K: unsigned 6-bit quants (0..63), one byte each in the packed layout;
+// maddubs pair sums reach 2 * 63 * 127 = 16002, so only two slices are
+// summed in int16 before a madd applies the sub-block's int8 scale. The
+// packed layout is only used for prefill (KernelTable::packed_min_tokens):
+// a single token is bound by memory and reads the smaller canonical rows.
+// The -32 offset is subtracted once per block as 32 * sum(scale_j * bsum_j).
 template <int T>
 inline void q6_kx8_tile(const PackQ6_Kx8* P, const quant::BlockQ8_K* const* arow, int64_t nb, float* out,
                         int64_t out_stride, int n_rows) {
   __m256 acc[T];
   for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
-  const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
   for (int64_t b = 0; b < nb; ++b) {
     const PackQ6_Kx8& p = P[b];
     __m256i isum[T];
     for (int t = 0; t < T; ++t) isum[t] = _mm256_setzero_si256();
-    auto quants = [&](int v) {
-      const __m256i l = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.ql[v % 32]));
-      const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.qh[v % 16]));
-      const __m256i lo = v < 32 ? _mm256_and_si256(l, m4) : _mm256_and_si256(_mm256_srli_epi16(l, 4), m4);
-      const int sh = v / 16;
-      const __m256i hs = sh == 0 ? _mm256_slli_epi16(h, 4) : sh == 1 ? _mm256_slli_epi16(h, 2)
-                         : sh == 2 ? h : _mm256_srli_epi16(h, 2);
-      return _mm256_or_si256(lo, _mm256_and_si256(hs, m30));
-    };
+    auto quants = [&](int v) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.q[v])); };
     for (int j = 0; j < 16; ++j) {
       const __m256i q0 = quants(4 * j), q1 = quants(4 * j + 1), q2 = quants(4 * j + 2), q3 = quants(4 * j + 3);
       const __m256i sc =
@@ -308,10 +298,15 @@ void gemm_packed_k(const WeightMatrix& w, const void* act, int64_t n_tokens, flo
   const int64_t nb = w.cols / 256;
   const auto* P = static_cast<const Pack*>(w.packed);
   const auto* A = static_cast<const quant::BlockQ8_K*>(act);
-  // Per-thread buffer of the token tile's 32-element sums; it grows the
-  // first time a wider matrix comes, never in steady state.
+  // Per-thread buffer of every token's 32-element sums, made once per call
+  // (not per panel); it grows the first time a larger call comes, never in
+  // steady state.
   thread_local std::vector<int16_t> sums_buf;
-  if (kSums32 && sums_buf.size() < static_cast<size_t>(kT * nb * 8)) sums_buf.resize(kT * nb * 8);
+  if constexpr (kSums32) {
+    const size_t need = static_cast<size_t>(n_tokens * nb * 8);
+    if (sums_buf.size() < need) sums_buf.resize(need);
+    for (int64_t t = 0; t < n_tokens; ++t) sums32_of(A + t * nb, nb, sums_buf.data() + t * nb * 8);
+  }
   const int64_t g_begin = r0 / kPackRows, g_end = (r1 + kPackRows - 1) / kPackRows;
   const int64_t panel = std::max<int64_t>(1, panel_rows(static_cast<size_t>(nb) * sizeof(Pack), 1));
   for (int64_t p0 = g_begin; p0 < g_end; p0 += panel) {
@@ -322,11 +317,7 @@ void gemm_packed_k(const WeightMatrix& w, const void* act, int64_t n_tokens, flo
       const int16_t* sums32[kT];
       for (int i = 0; i < kT; ++i) {
         arow[i] = A + (t0 + std::min(i, nt - 1)) * nb;
-        sums32[i] = nullptr;
-        if constexpr (kSums32) {
-          sums32[i] = sums_buf.data() + std::min(i, nt - 1) * nb * 8;
-          if (i < nt) sums32_of(arow[i], nb, sums_buf.data() + i * nb * 8);
-        }
+        sums32[i] = kSums32 ? sums_buf.data() + (t0 + std::min(i, nt - 1)) * nb * 8 : nullptr;
       }
       for (int64_t g = p0; g < p1; ++g) {
         const Pack* pg = P + g * nb;

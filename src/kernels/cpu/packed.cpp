@@ -148,12 +148,7 @@ void pack_q6_k(const void* src, int64_t rows, int64_t cols, void* dst, int64_t g
           p.scale_pairs[q][2 * r] = blk.scales[2 * q];
           p.scale_pairs[q][2 * r + 1] = blk.scales[2 * q + 1];
         }
-        for (int e = 0; e < 256; ++e) {
-          const int v = e / 4, byte = 4 * r + e % 4;
-          const uint8_t q = q6_get(blk, e);
-          p.ql[v % 32][byte] |= static_cast<uint8_t>((q & 0xF) << (v < 32 ? 0 : 4));
-          p.qh[v % 16][byte] |= static_cast<uint8_t>((q >> 4) << (2 * (v / 16)));
-        }
+        for (int e = 0; e < 256; ++e) p.q[e / 4][4 * r + e % 4] = q6_get(blk, e);
       }
     }
 }
@@ -170,12 +165,7 @@ void unpack_q6_k(const void* packed, int64_t cols, int64_t row, void* dst) {
     std::memset(&blk, 0, sizeof(blk));
     blk.d = p.d[r];
     for (int j = 0; j < 16; ++j) blk.scales[j] = p.scales[j][2 * r];
-    for (int e = 0; e < 256; ++e) {
-      const int v = e / 4, byte = 4 * r + e % 4;
-      const uint8_t lo = (p.ql[v % 32][byte] >> (v < 32 ? 0 : 4)) & 0xF;
-      const uint8_t hi = (p.qh[v % 16][byte] >> (2 * (v / 16))) & 3;
-      q6_set(blk, e, static_cast<uint8_t>(lo | (hi << 4)));
-    }
+    for (int e = 0; e < 256; ++e) q6_set(blk, e, p.q[e / 4][4 * r + e % 4]);
   }
 }
 

@@ -27,14 +27,15 @@
 //   pair of activation sums does two sub-blocks; and qs as 4 chunks of 8
 //   vectors: byte 4r + i of vector v of chunk c is byte 32c + 4v + i of row
 //   r's canonical qs (low nibble: sub-block 2c, high nibble: 2c + 1).
-// Q6_Kx8 (per 256-element super-block): think of 64 vectors q_v (v < 64),
-//   byte 4r + i of q_v = unsigned 6-bit quant of element 4v + i of row r.
-//   ql[k] (k < 32) holds q_k's low 4 bits in its low nibbles and q_{k+32}'s
-//   in its high nibbles; qh[m] (m < 16) holds the top 2 bits of q_m, q_{m+16},
-//   q_{m+32}, q_{m+48} in bits 0-1, 2-3, 4-5, 6-7. scales[j] holds sub-block
-//   j's (16 elements = q_{4j..4j+3}) int8 scale of row r at bytes 2r and
-//   2r + 1, as for Q4_K; scale_pairs[p] holds (scale 2p, scale 2p+1) of row r
-//   at bytes 2r, 2r + 1 for the -32 offset term.
+// Q6_Kx8 (per 256-element super-block): 64 vectors q_v (v < 64), byte
+//   4r + i of q_v = unsigned 6-bit quant of element 4v + i of row r, one
+//   byte each: this layout only feeds prefill tiles (decode reads the
+//   canonical rows), where rebuilding quants from nibble and 2-bit planes
+//   was a third of the integer work, so it trades 26% more bytes for none.
+//   scales[j] holds sub-block j's (16 elements = q_{4j..4j+3}) int8 scale
+//   of row r at bytes 2r and 2r + 1, as for Q4_K; scale_pairs[p] holds
+//   (scale 2p, scale 2p+1) of row r at bytes 2r, 2r + 1 for the -32 offset
+//   term.
 #pragma once
 
 #include <cstddef>
@@ -65,11 +66,10 @@ struct PackQ6_Kx8 {
   uint16_t d[kPackRows];
   int8_t scales[16][2 * kPackRows];
   int8_t scale_pairs[8][2 * kPackRows];
-  uint8_t ql[32][32];
-  uint8_t qh[16][32];
+  uint8_t q[64][32];
 };
 static_assert(sizeof(PackQ4_0x8) == 144);
-static_assert(sizeof(PackQ6_Kx8) == 16 + 256 + 128 + 1024 + 512);
+static_assert(sizeof(PackQ6_Kx8) == 16 + 256 + 128 + 2048);
 static_assert(sizeof(PackQ4_Kx8) == 1248);
 static_assert(sizeof(PackQ8_0x8) == 272);
 
