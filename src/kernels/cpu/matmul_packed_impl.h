@@ -137,10 +137,10 @@ inline void packed_tile(const Pack* P, const ActQ8* const* arow, int64_t nb, flo
 
 // Rows [r0, r1) with r0 a multiple of 8. Weight panels sized for L2 are
 // reused by every token tile, as in the canonical kernels.
-template <class Pack, bool kVnni>
+template <class Pack, bool kVnni, int kT = 4>
 void gemm_packed(const WeightMatrix& w, const void* act, int64_t n_tokens, float* out, int64_t r0,
                  int64_t r1) {
-  constexpr int kT = 4;
+  static_assert(kT >= 1 && kT <= 4);
   const int64_t nb = w.cols / 32;
   const auto* P = static_cast<const Pack*>(w.packed);
   const auto* A = static_cast<const ActQ8*>(act);
@@ -156,12 +156,10 @@ void gemm_packed(const WeightMatrix& w, const void* act, int64_t n_tokens, float
         const Pack* pg = P + g * nb;
         const int n_rows = static_cast<int>(std::min<int64_t>(kPackRows, r1 - g * kPackRows));
         float* o = out + t0 * w.rows + g * kPackRows;
-        switch (nt) {
-          case 4: packed_tile<Pack, kVnni, 4>(pg, arow, nb, o, w.rows, n_rows); break;
-          case 3: packed_tile<Pack, kVnni, 3>(pg, arow, nb, o, w.rows, n_rows); break;
-          case 2: packed_tile<Pack, kVnni, 2>(pg, arow, nb, o, w.rows, n_rows); break;
-          default: packed_tile<Pack, kVnni, 1>(pg, arow, nb, o, w.rows, n_rows); break;
-        }
+        if (nt == kT) packed_tile<Pack, kVnni, kT>(pg, arow, nb, o, w.rows, n_rows);
+        else if (nt == 3) packed_tile<Pack, kVnni, 3>(pg, arow, nb, o, w.rows, n_rows);
+        else if (nt == 2) packed_tile<Pack, kVnni, 2>(pg, arow, nb, o, w.rows, n_rows);
+        else packed_tile<Pack, kVnni, 1>(pg, arow, nb, o, w.rows, n_rows);
       }
     }
   }
