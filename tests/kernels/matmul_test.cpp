@@ -219,6 +219,55 @@ TEST(Matmul, ExtremeQuants) {
   }
 }
 
+// Q8_0 quants at both ends of int8 (127 and -128; the packed layout stores
+// q + 128, 0..255) against activations of +-127, whole rows and tokens at
+// once: the int16 sums of the AVX2 tile reach their largest magnitudes
+// (all-127 rows against all -127 tokens) here.
+TEST(Matmul, Q8_0AtInt8Limits) {
+  IsaGuard guard;
+  ThreadPool pool(1);
+  const TensorType type = TensorType::kQ8_0;
+  const int64_t rows = 11, cols = 256, nt = 6;
+  Problem p = make_problem(type, rows, cols, nt, 7);
+  std::mt19937 rng(5);
+  const size_t rs = quant::row_size(type, cols);
+  const uint8_t ends[2] = {0x7F, 0x80};
+  for (int64_t r = 0; r < rows; ++r)
+    for (size_t i = 0; i < rs; ++i) {
+      if (i % 34 < 2) continue;  // the fp16 scale of each 34-byte block
+      const size_t k = i % 34 - 2;
+      uint8_t& q = p.wq[r * rs + i];
+      switch (r % 4) {
+        case 0: q = 0x7F; break;
+        case 1: q = 0x80; break;
+        case 2: q = ends[k % 2]; break;
+        default: q = ends[rng() & 1]; break;
+      }
+    }
+  for (int64_t r = 0; r < rows; ++r)
+    ASSERT_TRUE(quant::dequantize_row(type, p.wq.data() + r * rs, p.wf.data() + r * cols, cols).ok());
+  for (int64_t t = 0; t < nt; ++t)
+    for (int64_t k = 0; k < cols; ++k) {
+      const float sign = t == 0 ? 1.0f : t == 1 ? -1.0f : t == 2 ? (k % 2 ? 1.0f : -1.0f) : (rng() & 1) ? 1.0f : -1.0f;
+      p.x[t * cols + k] = sign;
+    }
+  p.xq = p.x;  // +-1 quantizes exactly (d = 1/127, q = +-127)
+  for (auto& s : p.xstep) s = 1.0f / 127.0f;
+  for (const auto& [layout, w] : weight_variants(WeightMatrix{type, p.wq.data(), rows, cols})) {
+    for (CpuIsa isa : available_isas()) {
+      ASSERT_TRUE(set_isa(isa));
+      for (int64_t n : {int64_t{1}, nt}) {  // the decode tile and the prefill tiles
+        MatmulScratch scratch;
+        std::vector<float> out(rows * n);
+        matmul(w, p.x.data(), n, out.data(), pool, scratch);
+        Problem first = p;
+        first.n_tokens = n;
+        check(first, out, "Q8_0 int8 limits " + layout + " " + std::string(isa_name(isa)) + " tokens=" + std::to_string(n));
+      }
+    }
+  }
+}
+
 // A group gives exactly what separate matmul() calls give: the same kernels
 // on the same rows, whether the weights share an activation format (one
 // quantization, one pass over the pool) or not (run one by one).

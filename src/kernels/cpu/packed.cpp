@@ -1,6 +1,7 @@
 #include "kernels/cpu/packed.h"
 
 #include <cstring>
+#include <type_traits>
 
 #include "quant/blocks.h"
 
@@ -19,16 +20,23 @@ size_t packed_block_bytes(TensorType type) {
 namespace {
 
 // Copies 4-byte words of `q` (the canonical quants of one row's block) into
-// word slot r of each 32-byte vector of the packed block.
-inline void scatter_words(const void* q, int n_words, int r, uint8_t* qs) {
+// word slot r of each 32-byte vector of the packed block, each byte XORed
+// with `flip` (0x80 turns Q8_0's signed quants into q + 128; see packed.h).
+inline void scatter_words(const void* q, int n_words, int r, uint8_t* qs, uint8_t flip = 0) {
   const auto* src = static_cast<const uint8_t*>(q);
-  for (int v = 0; v < n_words; ++v) std::memcpy(qs + 32 * v + 4 * r, src + 4 * v, 4);
+  for (int v = 0; v < n_words; ++v)
+    for (int i = 0; i < 4; ++i) qs[32 * v + 4 * r + i] = src[4 * v + i] ^ flip;
 }
 
-inline void gather_words(const uint8_t* qs, int n_words, int r, void* q) {
+inline void gather_words(const uint8_t* qs, int n_words, int r, void* q, uint8_t flip = 0) {
   auto* dst = static_cast<uint8_t*>(q);
-  for (int v = 0; v < n_words; ++v) std::memcpy(dst + 4 * v, qs + 32 * v + 4 * r, 4);
+  for (int v = 0; v < n_words; ++v)
+    for (int i = 0; i < 4; ++i) dst[4 * v + i] = qs[32 * v + 4 * r + i] ^ flip;
 }
+
+// The byte flip of each 32-element layout: Q8_0's quants are stored offset.
+template <class Pack>
+constexpr uint8_t kQuantFlip = std::is_same_v<Pack, PackQ8_0x8> ? 0x80 : 0x00;
 
 template <class Pack, class Block>
 void pack_impl(const void* src, int64_t rows, int64_t cols, void* dst, int64_t g0, int64_t g1) {
@@ -45,7 +53,7 @@ void pack_impl(const void* src, int64_t rows, int64_t cols, void* dst, int64_t g
         if (row >= rows) break;
         const Block& blk = W[row * nb + b];
         p.d[r] = blk.d;
-        scatter_words(blk.qs, kWords, r, reinterpret_cast<uint8_t*>(p.qs));
+        scatter_words(blk.qs, kWords, r, reinterpret_cast<uint8_t*>(p.qs), kQuantFlip<Pack>);
       }
     }
 }
@@ -61,7 +69,7 @@ void unpack_impl(const void* packed, int64_t cols, int64_t row, void* dst) {
   for (int64_t b = 0; b < nb; ++b) {
     const Pack& p = P[g * nb + b];
     out[b].d = p.d[r];
-    gather_words(reinterpret_cast<const uint8_t*>(p.qs), kWords, r, out[b].qs);
+    gather_words(reinterpret_cast<const uint8_t*>(p.qs), kWords, r, out[b].qs, kQuantFlip<Pack>);
   }
 }
 

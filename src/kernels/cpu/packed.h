@@ -18,7 +18,10 @@
 //   = element 16 + 4p + i). So after masking, vector p's low nibbles are the
 //   quants of elements 4p..4p+3 and its high nibbles those of 16+4p..16+4p+3.
 // Q8_0x8: qs holds 8 vectors of 32 bytes; byte 4r + i of vector v is element
-//   4v + i of row r.
+//   4v + i of row r, stored offset as an unsigned byte u = q + 128 (the sign
+//   bit flipped): then the quants are the unsigned operand of maddubs /
+//   dpbusd against signed activations directly, with no per-token sign
+//   transfer, and the offset comes off once per block as 128 * sum(a).
 // Q4_Kx8 (per 256-element super-block): the fp16 d and dmin of the 8 rows;
 //   the 6-bit sub-block scales unpacked to bytes, each twice so that a
 //   zero-extension to int16 lines a row's scale up with the two int16 pair
@@ -53,7 +56,7 @@ struct PackQ4_0x8 {
 };
 struct PackQ8_0x8 {
   uint16_t d[kPackRows];
-  int8_t qs[8 * 32];
+  uint8_t qs[8 * 32];  // q + 128
 };
 struct PackQ4_Kx8 {
   uint16_t d[kPackRows];
