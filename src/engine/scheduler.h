@@ -60,6 +60,7 @@ class Scheduler {
  private:
   struct Active;
   struct Sequence;
+  class PhaseTimes;  // FRUGAL_SCHED_TIMES=1 diagnostics
   struct PlanItem {
     Sequence* seq;
     int32_t n_tokens;
@@ -73,6 +74,7 @@ class Scheduler {
   bool plan_step();
   void preempt(Sequence& s);
   void run_step();
+  PhaseTimes* phases_ = nullptr;  // the loop's, while it runs
   // `token` was sampled from `logits` (this sequence's row of the step).
   void on_logits(Sequence& s, const float* logits, int32_t token);
   void emit(Sequence& s, ChoiceEvent ev);
