@@ -116,19 +116,35 @@ TEST(CliBench, JsonHasEveryTestAndTheBatchedRun) {
   EXPECT_EQ(j[2]["test"], "pp8+tg6x4");
   for (const auto& t : j) {
     for (const char* key : {"n_prompt", "n_gen", "threads", "tok_s_median", "tok_s_min", "tok_s_max", "gbps",
-                            "roofline_frac", "parallel", "decode_tok_s"})
+                            "roofline_frac", "n_batch", "parallel", "decode_tok_s"})
       EXPECT_TRUE(t.contains(key)) << key << " in " << t.dump();
     EXPECT_GT(t["tok_s_median"].get<double>(), 0.0) << t.dump();
     EXPECT_LE(t["tok_s_min"].get<double>(), t["tok_s_max"].get<double>());
   }
   EXPECT_EQ(j[2]["parallel"], 4);
   EXPECT_EQ(j[2]["n_gen"], 6);
+  EXPECT_EQ(j[0]["n_batch"], 16);
+  EXPECT_EQ(j[2]["n_batch"], 512);  // the default budget
   EXPECT_GT(j[2]["decode_tok_s"].get<double>(), 0.0);
   EXPECT_NEAR(j[1]["roofline_frac"].get<double>(), j[1]["gbps"].get<double>() / 10.0, 1e-3);
 
   auto bad = run_cli({"bench", "-m", kBf16, "--parallel", "-2"});
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_FALSE(bad.signaled);
+
+  // A forward-pass budget smaller than the batch: prompts go in chunks and
+  // the decode steps take some of the sequences at a time; the run still
+  // generates every token (bench fails otherwise).
+  auto small = run_cli({"bench", "-m", kBf16, "-p", "0", "-n", "0", "-r", "1", "--membw-gbps", "10", "--parallel",
+                        "4", "--batch-prompt", "8", "--batch-gen", "5", "--batch-tokens", "3", "--json"});
+  ASSERT_EQ(small.exit_code, 0) << small.err;
+  const auto js = nlohmann::json::parse(small.out);
+  ASSERT_EQ(js.size(), 1u) << small.out;
+  EXPECT_EQ(js[0]["test"], "pp8+tg5x4");
+  EXPECT_EQ(js[0]["n_batch"], 3);
+  auto bad_budget = run_cli({"bench", "-m", kBf16, "--parallel", "4", "--batch-tokens", "-1"});
+  EXPECT_NE(bad_budget.exit_code, 0);
+  EXPECT_FALSE(bad_budget.signaled);
 }
 
 }  // namespace

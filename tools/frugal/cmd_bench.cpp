@@ -34,6 +34,7 @@ struct BenchArgs {
   int gpu_layers = -1;
   int parallel = 0;  // > 0: the batched test through the serving scheduler
   int batch_prompt = 128, batch_gen = 128;
+  int batch_tokens = 0;  // tokens per forward pass of the batched test (0: max(512, parallel))
 };
 
 struct TestResult {
@@ -42,6 +43,7 @@ struct TestResult {
   double median = 0, min = 0, max = 0;
   double gbps = 0, roofline_frac = 0, gflops = 0;
   int parallel = 1;
+  int n_batch = 1;          // tokens per forward pass (llama-bench's n_batch)
   bool batched = false;     // the ppP+tgGxN test
   double decode_tok_s = 0;  // batched test: output tokens per second once every sequence has its first token
 };
@@ -176,6 +178,7 @@ int run(const BenchArgs& a) {
     }
     TestResult res = summarize("pp" + std::to_string(a.n_prompt), tok_s);
     res.n_prompt = a.n_prompt;
+    res.n_batch = a.n_prompt;
     res.gflops = 2.0 * info.matmul_params * res.median / 1e9;
     results.push_back(res);
   }
@@ -200,10 +203,10 @@ int run(const BenchArgs& a) {
     results.push_back(res);
   }
   if (a.parallel > 0) {
+    const int batch_tokens = a.batch_tokens > 0 ? a.batch_tokens : std::max(512, a.parallel);
     auto bctx = InferenceContext::create(
         m, {.max_sequences = a.parallel, .max_context = a.batch_prompt + a.batch_gen + 1,
-            .max_batch_tokens = std::max(512, a.parallel), .device = *parse_device(a.device),
-            .gpu_layers = a.gpu_layers});
+            .max_batch_tokens = batch_tokens, .device = *parse_device(a.device), .gpu_layers = a.gpu_layers});
     if (!bctx.ok()) {
       std::fprintf(stderr, "error: %s\n", bctx.status().to_string().c_str());
       return 1;
@@ -224,6 +227,7 @@ int run(const BenchArgs& a) {
     res.n_prompt = a.batch_prompt;
     res.n_gen = a.batch_gen;
     res.parallel = a.parallel;
+    res.n_batch = batch_tokens;
     res.batched = true;
     res.decode_tok_s = summarize("", decode).median;
     // Each decode step streams the weights once for all sequences.
@@ -242,10 +246,10 @@ int run(const BenchArgs& a) {
           "\"test\": \"%s\", \"n_prompt\": %d, \"n_gen\": %d, \"threads\": %d, \"reps\": %d, "
           "\"tok_s_median\": %.3f, \"tok_s_min\": %.3f, \"tok_s_max\": %.3f, \"gbps\": %.3f, "
           "\"roofline_frac\": %.4f, \"gflops\": %.2f, \"membw_gbps\": %.2f, \"isa\": \"%s\", "
-          "\"parallel\": %d, \"decode_tok_s\": %.3f}%s\n",
+          "\"n_batch\": %d, \"parallel\": %d, \"decode_tok_s\": %.3f}%s\n",
           info.name.c_str(), info.weight_type.c_str(), (unsigned long long)info.weight_bytes,
           (long long)info.n_params, r.test.c_str(), r.n_prompt, r.n_gen, r.threads, a.reps, r.median,
-          r.min, r.max, r.gbps, r.roofline_frac, r.gflops, membw, kernel_isa_name().c_str(), r.parallel,
+          r.min, r.max, r.gbps, r.roofline_frac, r.gflops, membw, kernel_isa_name().c_str(), r.n_batch, r.parallel,
           r.decode_tok_s, i + 1 < results.size() ? "," : "");
     }
     std::printf("]\n");
@@ -292,6 +296,9 @@ void add_bench_command(CLI::App& app, CommandRegistry& reg) {
       ->check(CLI::Range(1, 1 << 20))->capture_default_str();
   cmd->add_option("--batch-gen", a->batch_gen, "Generated tokens per request of the batched test")
       ->check(CLI::Range(1, 1 << 20))->capture_default_str();
+  cmd->add_option("--batch-tokens", a->batch_tokens,
+                  "Tokens per forward pass of the batched test, the prefill chunk budget (0: max(512, N))")
+      ->check(CLI::Range(0, 1 << 16))->capture_default_str();
   cmd->add_option("--membw-gbps", a->membw_gbps, "Use this read bandwidth for the roofline instead of measuring");
   cmd->callback([a, &reg] { reg.exit_code = run(*a); });
 }
