@@ -3,7 +3,10 @@
 // on random inputs.
 #include <gtest/gtest.h>
 
+#include <cuda_bf16.h>
+
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -507,6 +510,25 @@ TEST_P(CudaAttention, MatchesReferenceSoftmax) {
     DeviceBuffer<int32_t> dtiles(tiles);
     ASSERT_CUDA(attention_prefill(dq.ptr, {dk.ptr, dvv.ptr, n_kv, hd, bt}, {dpos.ptr, doff.ptr, dtab.ptr},
                                   dtiles.ptr, n_tiles, n_head, scale, out.ptr, nullptr));
+    // The 16-bit output alone (the o GEMM's input): the fp32 output rounded.
+    const int64_t n_vals = int64_t(n) * n_head * hd;
+    DeviceBuffer<__nv_bfloat16> o_bf16(n_vals);
+    DeviceBuffer<__half> o_f16(n_vals);
+    ASSERT_CUDA(attention_prefill(dq.ptr, {dk.ptr, dvv.ptr, n_kv, hd, bt}, {dpos.ptr, doff.ptr, dtab.ptr},
+                                  dtiles.ptr, n_tiles, n_head, scale, nullptr, nullptr, {o_bf16.ptr, true}));
+    ASSERT_CUDA(attention_prefill(dq.ptr, {dk.ptr, dvv.ptr, n_kv, hd, bt}, {dpos.ptr, doff.ptr, dtab.ptr},
+                                  dtiles.ptr, n_tiles, n_head, scale, nullptr, nullptr, {o_f16.ptr, false}));
+    ASSERT_CUDA(cudaDeviceSynchronize());
+    const auto f32 = out.download();
+    const auto b16 = o_bf16.download();
+    const auto h16 = o_f16.download();
+    int mismatched = 0;
+    for (int64_t i = 0; i < n_vals; ++i) {
+      const __nv_bfloat16 rb = __float2bfloat16_rn(f32[i]);
+      const __half rh = __float2half_rn(f32[i]);
+      mismatched += std::memcmp(&rb, &b16[i], 2) != 0 || std::memcmp(&rh, &h16[i], 2) != 0;
+    }
+    EXPECT_EQ(mismatched, 0);
     tolerance = 2e-3;  // fp16 queries and probabilities
   } else {
     // With the 8-bit copy of the output that the next GEMV reads: the same

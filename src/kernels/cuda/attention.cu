@@ -269,7 +269,8 @@ template <int D>
 __global__ void __launch_bounds__(128)
     attention_prefill_kernel(const float* __restrict__ q, KvLayout kv, BatchDevice batch,
                              const int32_t* __restrict__ tiles, int n_head, int group, float scale,
-                             float* __restrict__ out) {
+                             float* __restrict__ out, Act16Out out16) {
+  pdl_enter();
   constexpr int kKSteps = D / 16, kDimTiles = D / 8, kKeyTiles = kKeyTile / 8;
   constexpr int kKPitch = D + 8, kVPitch = kKeyTile + 8;  // halves; padding keeps fragment loads conflict-free
   __shared__ __align__(16) __half sk[kKeyTile * kKPitch];
@@ -386,21 +387,18 @@ __global__ void __launch_bounds__(128)
     l_lo += __shfl_xor_sync(0xffffffffu, l_lo, o2);
     l_hi += __shfl_xor_sync(0xffffffffu, l_hi, o2);
   }
-  auto out_row = [&](int r) {
-    return out + (static_cast<int64_t>(e0 + r / group) * n_head + kvh * group + r % group) * D;
+  // Each lane holds value pairs (2t, 2t + 1) of 8-wide column tiles of its two rows.
+  auto store_row = [&](int r, float a0, float a1, int i) {
+    const int64_t at = (static_cast<int64_t>(e0 + r / group) * n_head + kvh * group + r % group) * D + i * 8 + 2 * t;
+    if (out) *reinterpret_cast<float2*>(out + at) = make_float2(a0, a1);
+    if (out16.data) store2_16(out16, at / 2, a0, a1);
   };
-  if (pos_lo >= 0) {
-    float* y = out_row(r_lo);
+  if (pos_lo >= 0)
 #pragma unroll
-    for (int i = 0; i < kDimTiles; ++i)
-      *reinterpret_cast<float2*>(y + i * 8 + 2 * t) = make_float2(o[i][0] / l_lo, o[i][1] / l_lo);
-  }
-  if (pos_hi >= 0) {
-    float* y = out_row(r_hi);
+    for (int i = 0; i < kDimTiles; ++i) store_row(r_lo, o[i][0] / l_lo, o[i][1] / l_lo, i);
+  if (pos_hi >= 0)
 #pragma unroll
-    for (int i = 0; i < kDimTiles; ++i)
-      *reinterpret_cast<float2*>(y + i * 8 + 2 * t) = make_float2(o[i][2] / l_hi, o[i][3] / l_hi);
-  }
+    for (int i = 0; i < kDimTiles; ++i) store_row(r_hi, o[i][2] / l_hi, o[i][3] / l_hi, i);
 }
 
 }  // namespace
@@ -424,17 +422,15 @@ bool attention_prefill_supported(int head_dim, int group) {
 }
 
 cudaError_t attention_prefill(const float* q, const KvLayout& kv, const BatchDevice& batch, const int32_t* tiles,
-                              int n_tiles, int n_head, float scale, float* out, cudaStream_t stream) {
+                              int n_tiles, int n_head, float scale, float* out, cudaStream_t stream, Act16Out out16) {
   if (n_tiles <= 0) return cudaSuccess;
   if (kv.n_head_kv <= 0 || n_head % kv.n_head_kv != 0 || !attention_prefill_supported(kv.head_dim, n_head / kv.n_head_kv))
     return cudaErrorInvalidValue;
+  if (out == nullptr && out16.data == nullptr) return cudaErrorInvalidValue;
   const dim3 grid(n_tiles, kv.n_head_kv);
   const int group = n_head / kv.n_head_kv;
-  if (kv.head_dim == 64)
-    attention_prefill_kernel<64><<<grid, 128, 0, stream>>>(q, kv, batch, tiles, n_head, group, scale, out);
-  else
-    attention_prefill_kernel<128><<<grid, 128, 0, stream>>>(q, kv, batch, tiles, n_head, group, scale, out);
-  return cudaGetLastError();
+  return launch_kernel(kv.head_dim == 64 ? attention_prefill_kernel<64> : attention_prefill_kernel<128>, grid, 128, 0,
+                       stream, q, kv, batch, tiles, n_head, group, scale, out, out16);
 }
 
 bool attention_head_dim_supported(int head_dim) {

@@ -71,6 +71,27 @@ __device__ __forceinline__ void quantize_block32_x4(float4 v, int lane, char4* _
   if (lane % 8 == 0) *d = amax / 127.0f;
 }
 
+// 16-bit activations for the cuBLAS GEMMs, written by the kernel that
+// produces the fp32 values (rounded to nearest even, as the conversion
+// kernels do). store2_16: elements 2 * i2 and 2 * i2 + 1; store4_16:
+// 4 * i4 .. 4 * i4 + 3.
+__device__ __forceinline__ void store_16(const Act16Out& a, int64_t i, float v) {
+  if (a.bf16)
+    static_cast<__nv_bfloat16*>(a.data)[i] = __float2bfloat16_rn(v);
+  else
+    static_cast<__half*>(a.data)[i] = __float2half_rn(v);
+}
+__device__ __forceinline__ void store2_16(const Act16Out& a, int64_t i2, float x, float y) {
+  if (a.bf16)
+    reinterpret_cast<__nv_bfloat162*>(a.data)[i2] = __floats2bfloat162_rn(x, y);
+  else
+    reinterpret_cast<__half2*>(a.data)[i2] = __floats2half2_rn(x, y);
+}
+__device__ __forceinline__ void store4_16(const Act16Out& a, int64_t i4, float4 v) {
+  store2_16(a, 2 * i4, v.x, v.y);
+  store2_16(a, 2 * i4 + 1, v.z, v.w);
+}
+
 // Programmatic dependent launch (sm_90 and later). A kernel started with
 // launch_kernel() while programmatic launch is on may begin while the kernel
 // before it in the stream still runs: before pdl_wait() it may only read

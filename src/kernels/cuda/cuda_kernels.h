@@ -185,11 +185,13 @@ cudaError_t attention(const float* q, const KvLayout& kv, const BatchDevice& bat
 // at most 64 / group entries each. attention_prefill_tiles() fills tiles
 // with (first entry, count) pairs (room for 2 * entries) from each entry's
 // sequence id and returns their number. fp16 queries and probabilities,
-// fp32 accumulation. Head sizes 64 and 128.
+// fp32 accumulation. Head sizes 64 and 128. With out16 the output also (or,
+// with out null, only) goes out as the 16-bit input of the next GEMM.
 int attention_prefill_tiles(const int32_t* seq_of_entry, int n_entries, int group, int32_t* tiles);
 bool attention_prefill_supported(int head_dim, int group);
 cudaError_t attention_prefill(const float* q, const KvLayout& kv, const BatchDevice& batch, const int32_t* tiles,
-                              int n_tiles, int n_head, float scale, float* out, cudaStream_t stream);
+                              int n_tiles, int n_head, float scale, float* out, cudaStream_t stream,
+                              Act16Out out16 = {});
 
 // True when attention() has a kernel for this head size.
 bool attention_head_dim_supported(int head_dim);

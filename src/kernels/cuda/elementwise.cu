@@ -19,26 +19,6 @@ __global__ void f32_to_bf16_kernel(const float* __restrict__ x, __nv_bfloat16* _
   if (i < n) out[i] = __float2bfloat16_rn(x[i]);
 }
 
-// Four consecutive values (element 4 * i4 onwards) as 16-bit activations.
-__device__ inline void store4_16(const Act16Out& a, int64_t i4, float4 v) {
-  if (a.bf16) {
-    auto* o = reinterpret_cast<__nv_bfloat162*>(a.data) + 2 * i4;
-    o[0] = __floats2bfloat162_rn(v.x, v.y);
-    o[1] = __floats2bfloat162_rn(v.z, v.w);
-  } else {
-    auto* o = reinterpret_cast<__half2*>(a.data) + 2 * i4;
-    o[0] = __floats2half2_rn(v.x, v.y);
-    o[1] = __floats2half2_rn(v.z, v.w);
-  }
-}
-
-__device__ inline void store_16(const Act16Out& a, int64_t i, float v) {
-  if (a.bf16)
-    static_cast<__nv_bfloat16*>(a.data)[i] = __float2bfloat16_rn(v);
-  else
-    static_cast<__half*>(a.data)[i] = __float2half_rn(v);
-}
-
 // One block per row. A decode step runs one row per call, so the row is read
 // with float4 loads by up to 1024 threads (a few loads in flight each, not a
 // chain of dependent ones): this kernel is latency-bound, not bandwidth-bound.
