@@ -262,22 +262,23 @@ TEST(CudaModel, MultiSequenceBatchMatchesSingleSequences) {
   }
 }
 
-// Decode steps of a batch larger than the GEMV path (cuBLAS GEMMs; 12
-// sequences of 60-93 positions), under the given environment settings (read
-// when the context is created).
+// Decode steps of a batch of n_seq sequences (by default 12, larger than
+// the GEMV path: cuBLAS GEMMs) of 60-93 positions, under the given
+// environment settings (read when the context is created).
 std::vector<std::vector<float>> batched_decode_logits(const Model& m,
-                                                      std::initializer_list<std::pair<const char*, const char*>> env) {
+                                                      std::initializer_list<std::pair<const char*, const char*>> env,
+                                                      int n_seq = 12) {
   for (const auto& [k, v] : env) setenv(k, v, 1);
   ContextOptions o = gpu();
-  o.max_sequences = 12;
+  o.max_sequences = n_seq;
   auto ctx = InferenceContext::create(m, o);
   for (const auto& [k, v] : env) unsetenv(k);
   EXPECT_TRUE(ctx.ok()) << ctx.status().to_string();
   if (!ctx.ok()) return {};
   const size_t nv = m.info().n_vocab;
-  std::vector<int32_t> pos(12);
+  std::vector<int32_t> pos(n_seq);
   std::vector<float> last;
-  for (int s = 0; s < 12; ++s) {
+  for (int s = 0; s < n_seq; ++s) {
     pos[s] = 60 + 3 * s;
     std::vector<BatchEntry> prompt;
     for (int32_t i = 0; i < pos[s]; ++i)
@@ -290,13 +291,13 @@ std::vector<std::vector<float>> batched_decode_logits(const Model& m,
   std::vector<std::vector<float>> steps;
   for (int step = 0; step < 6; ++step) {
     std::vector<BatchEntry> batch;
-    for (int s = 0; s < 12; ++s) {
+    for (int s = 0; s < n_seq; ++s) {
       // Fixed tokens, not sampled ones: runs compared with each other stay on the same inputs.
       batch.push_back({.seq = s, .pos = pos[s]++, .token = 500 + 13 * s + 29 * step, .want_logits = true});
     }
     Status st = (*ctx)->forward(batch, last);
     EXPECT_TRUE(st.ok()) << st.to_string();
-    if (!st.ok() || last.size() != 12 * nv) return steps;
+    if (!st.ok() || last.size() != size_t(n_seq) * nv) return steps;
     steps.push_back(last);
   }
   return steps;
@@ -315,6 +316,38 @@ TEST(CudaModel, BatchedDecodeGraphsEqualPlainLaunches) {
     ASSERT_EQ(graphed.size(), 6u);
     for (size_t step = 0; step < plain.size(); ++step)
       EXPECT_TRUE(plain[step] == graphed[step]) << "step " << step;
+  }
+}
+
+// Small decode batches (5 sequences) on the GEMM path, as 16-bit models run
+// them (FRUGAL_CUDA_GEMV_TOKENS=1: every step of more than one token), agree
+// with the GEMV path. For 16-bit weights both take 16/32-bit activations:
+// the reference tolerance. Q8_0's GEMVs take 8-bit activations and its GEMMs
+// fp16 ones, each within kLogitTol of fp32 activations: twice that apart.
+TEST(CudaModel, SmallDecodeBatchesOnTheGemmPathMatchTheGemvPath) {
+  struct Case {
+    const char* file;
+    double tol, tie;  // logit tolerance; top-1/top-2 gaps below `tie` may swap
+  };
+  for (const Case& c : {Case{"models/gguf/tiny-llama-target-bf16.gguf", kLogitTol, kTieGap},
+                        Case{"models/gguf/tiny-llama-target-Q8_0.gguf", 2 * kLogitTol, 2 * kLogitTol}}) {
+    const char* file = c.file;
+    const double tol = c.tol;
+    SCOPED_TRACE(file);
+    const Model* m = load(file);
+    ASSERT_NE(m, nullptr);
+    const auto gemv = batched_decode_logits(*m, {{"FRUGAL_CUDA_GEMV_TOKENS", "8"}}, 5);
+    const auto gemm = batched_decode_logits(*m, {{"FRUGAL_CUDA_GEMV_TOKENS", "1"}}, 5);
+    ASSERT_EQ(gemv.size(), 6u);
+    ASSERT_EQ(gemm.size(), 6u);
+    const size_t nv = m->info().n_vocab;
+    for (size_t step = 0; step < gemv.size(); ++step)
+      for (size_t s = 0; s < 5; ++s) {
+        const std::vector<float> a(gemv[step].begin() + s * nv, gemv[step].begin() + (s + 1) * nv);
+        const std::vector<float> b(gemm[step].begin() + s * nv, gemm[step].begin() + (s + 1) * nv);
+        for (int32_t t : top_ids(a, 10)) EXPECT_NEAR(b[t], a[t], tol) << "step " << step << " seq " << s;
+        if (top_gap(a) > c.tie) EXPECT_EQ(top_ids(b, 1)[0], top_ids(a, 1)[0]) << "step " << step << " seq " << s;
+      }
   }
 }
 

@@ -256,12 +256,13 @@ class CudaContext final : public DeviceContext {
   // themselves, q/k/v and gate/up each come out of one stacked GEMM.
   // Supported when no matrix is fp32 and each stack takes one activation type.
   bool gemm_layer_supported(const DeviceLayer& w) const;
-  Status gemm_layer(const DeviceLayer& w, int layer, int n);
+  Status gemm_layer(const DeviceLayer& w, int layer, int n, int splits);
   // Decode batches (and the fallback for large ones): the GEMVs, fused 8-bit
   // activations, grouped launches.
   Status gemv_layer(const DeviceLayer& w, int layer, int n, int splits);
   // Attention of the step's queries in q_ into attn_ (tiles when the step has them).
-  Status attend(int layer, int n, int splits, const cuda::Q8Out& q8, const cuda::RopeIn& rope = {});
+  Status attend(int layer, int n, int splits, const cuda::Q8Out& q8, const cuda::RopeIn& rope = {},
+                cuda::Act16Out out16 = {});
   // Everything after the input upload: the layers and the output head.
   Status run_kernels(int n, int n_out, int splits);
   Status reserve_host_logits(size_t elems) {
@@ -318,6 +319,10 @@ class CudaContext final : public DeviceContext {
   };
   std::map<uint64_t, StepGraph> graphs_;
   bool use_graphs_ = true;
+  // Steps of up to this many tokens run the decode GEMVs, larger ones the
+  // GEMM path: 1 for 16-bit weights, else kGemvMaxRows (init() says why;
+  // FRUGAL_CUDA_GEMV_TOKENS=1..8 overrides it).
+  int gemv_max_tokens_ = cuda::kGemvMaxRows;
   bool use_tile_attention_ = true;  // FRUGAL_CUDA_TILE_ATTN=0: the per-entry kernel for every batch
   bool use_int8_ = true;  // FRUGAL_CUDA_INT8=0: fp32-activation GEMVs only (for comparisons)
   // FRUGAL_CUDA_FUSE=0: one GEMV launch per matrix and a separate activation
@@ -346,6 +351,22 @@ Status CudaContext::init(std::shared_ptr<DeviceModel> weights, const ModelDesc& 
   if (const char* g = std::getenv("FRUGAL_CUDA_SWIGLU_GEMV"); g && std::strcmp(g, "0") == 0) use_swiglu_gemv_ = false;
   if (const char* g = std::getenv("FRUGAL_CUDA_ROPE_ATTN"); g && std::strcmp(g, "0") == 0) use_rope_attention_ = false;
   use_int8_ = int8_gemv_enabled();
+  // 16-bit weights: cuBLAS beats the fp32-activation GEMV from two tokens
+  // on (Llama-3-8B BF16 on an H200, ms of kernels per decode step, GEMV /
+  // GEMM: 2 tokens 5.15 / 4.80, 4: 6.36 / 4.85, 8: 12.25 / 5.02). The 8-bit
+  // activation GEMVs of quantized weights stay ahead of dequantize + GEMM
+  // up to 8 (Q4_0, 8 tokens: 5.04 / 10.93).
+  bool all_16bit = true;
+  for (const DeviceLayer& l : model_->layers)
+    for (const DeviceMatrix* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down})
+      all_16bit = all_16bit && (w->type == TensorType::kBF16 || w->type == TensorType::kF16);
+  if (o.output_on_device)
+    all_16bit = all_16bit && (model_->output.type == TensorType::kBF16 || model_->output.type == TensorType::kF16);
+  if (all_16bit) gemv_max_tokens_ = 1;
+  if (const char* g = std::getenv("FRUGAL_CUDA_GEMV_TOKENS")) {
+    const int v = std::atoi(g);
+    if (v >= 1 && v <= cuda::kGemvMaxRows) gemv_max_tokens_ = v;
+  }
   times_.init();
   CUDA_TRY(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
   CUBLAS_TRY(cublasCreate(&cublas_), "cublasCreate");
@@ -364,12 +385,12 @@ Status CudaContext::init(std::shared_ptr<DeviceModel> weights, const ModelDesc& 
     for (const DeviceMatrix* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down})
       largest_matrix = std::max(largest_matrix, w->rows * w->cols);
   if (o.output_on_device) largest_matrix = std::max(largest_matrix, model_->output.rows * model_->output.cols);
-  const bool needs_gemm = n > cuda::kGemvMaxRows;
+  const bool needs_gemm = n > gemv_max_tokens_;
   wscratch_elems_ = needs_gemm ? std::min<int64_t>(largest_matrix, int64_t{64} << 20) : 0;
   const uint64_t partial_elems = uint64_t(kMaxSplitBatch) * md.n_head * max_splits_ * (md.head_dim + 2);
   const uint64_t logits_elems = o.output_on_device ? uint64_t(n) * md.n_vocab : 0;
   const uint64_t f = sizeof(float);
-  const uint64_t q8_elems = uint64_t(std::min<int64_t>(n, cuda::kGemvMaxRows)) * widest;
+  const uint64_t q8_elems = uint64_t(std::min<int64_t>(n, gemv_max_tokens_)) * widest;
   const uint64_t step_bytes = align_up(n * d * f) + 2 * align_up(n * half * f) + 4 * align_up(n * 4) + align_up(n * 8) +
                               align_up(uint64_t(o.max_sequences) * blocks_per_seq_ * 4);
   const uint64_t gemm_bytes = needs_gemm ? align_up(n * widest * 2) + align_up(kCublasWorkspaceBytes) +
@@ -448,7 +469,7 @@ cuda::Q8Out CudaContext::q8_target(int n, int64_t cols, std::initializer_list<co
 }
 
 bool CudaContext::wants_q8(int n, int64_t cols, std::initializer_list<const DeviceMatrix*> ws) const {
-  return use_int8_ && n <= cuda::kGemvMaxRows && cols % 32 == 0 &&
+  return use_int8_ && n <= gemv_max_tokens_ && cols % 32 == 0 &&
          std::any_of(ws.begin(), ws.end(),
                      [](const DeviceMatrix* w) { return w->split || cuda::int8_gemv_supported(w->type); });
 }
@@ -458,7 +479,7 @@ Status CudaContext::matmul_group(std::initializer_list<std::pair<const DeviceMat
   // The grouped kernel is the split-layout one on 8-bit activations or the
   // fp32-activation one; the GGUF-layout 8-bit kernel (Q5_0) goes alone.
   auto groupable = [&](const DeviceMatrix& w) {
-    return use_fusion_ && n <= cuda::kGemvMaxRows &&
+    return use_fusion_ && n <= gemv_max_tokens_ &&
            (w.split ? xq.q != nullptr : !(xq.q != nullptr && cuda::int8_gemv_supported(w.type)));
   };
   // Matrices of one type, layout and width go in one launch (a Q4_K_M file
@@ -497,15 +518,15 @@ bool CudaContext::swiglu_fusable(const DeviceLayer& w, const Q8Input& xq) const 
 
 Status CudaContext::matmul(const DeviceMatrix& w, const float* x, int n, float* y, bool accumulate,
                            const Q8Input& xq) {
-  if (n <= cuda::kGemvMaxRows && w.split) {
+  if (n <= gemv_max_tokens_ && w.split) {
     if (xq.q == nullptr) return internal_error("split-layout weights need 8-bit activations");
     return cuda_status(cuda::gemv_int8_split(w.type, w.data, w.rows, w.cols, xq.q, xq.d, n, y, accumulate, stream_),
                        "GEMV (8-bit activations, split layout)");
   }
-  if (n <= cuda::kGemvMaxRows && xq.q != nullptr && cuda::int8_gemv_supported(w.type))
+  if (n <= gemv_max_tokens_ && xq.q != nullptr && cuda::int8_gemv_supported(w.type))
     return cuda_status(cuda::gemv_int8(w.type, w.data, w.rows, w.cols, xq.q, xq.d, n, y, accumulate, stream_),
                        "GEMV (8-bit activations)");
-  if (n <= cuda::kGemvMaxRows)
+  if (n <= gemv_max_tokens_)
     return cuda_status(cuda::gemv(w.type, w.data, w.rows, w.cols, x, n, y, accumulate, stream_), "GEMV");
   if (w.type == TensorType::kF32) {
     const float one = 1.0f, beta = accumulate ? 1.0f : 0.0f;
@@ -590,7 +611,7 @@ bool CudaContext::gemm_layer_supported(const DeviceLayer& w) const {
          one_kind({&w.w_down});
 }
 
-Status CudaContext::gemm_layer(const DeviceLayer& w, int layer, int n) {
+Status CudaContext::gemm_layer(const DeviceLayer& w, int layer, int n, int splits) {
   const int64_t d = md_.n_embd, qd = int64_t(md_.n_head) * md_.head_dim, kvd = int64_t(md_.n_head_kv) * md_.head_dim;
   const int64_t qkv_cols = qd + 2 * kvd, ff = md_.n_ff;
   const cuda::KvLayout kv = kv_layout(layer);
@@ -601,20 +622,24 @@ Status CudaContext::gemm_layer(const DeviceLayer& w, int layer, int n) {
   CUDA_TRY(cuda::rope_and_store_kv(qkv_, qkv_ + qd, qkv_ + qd + kvd, w.bq, w.bk, w.bv, ds_.cos, ds_.sin, n,
                                    md_.n_head, md_.n_rot, md_.rope_neox, kv, batch, stream_, q_, qkv_cols, qkv_cols),
            "rope / KV store");
-  FRUGAL_RETURN_IF_ERROR(attend(layer, n, 1, {}));
-  FRUGAL_RETURN_IF_ERROR(matmul(w.wo, attn_, n, x_, true));
+  // Tile attention writes the o GEMM's 16-bit input itself (one conversion kernel fewer).
+  const bool attn16 = use_fusion_ && n_attn_tiles_ > 0;
+  FRUGAL_RETURN_IF_ERROR(attend(layer, n, splits, {}, {}, attn16 ? act_for(w.wo) : cuda::Act16Out{}));
+  FRUGAL_RETURN_IF_ERROR(attn16 ? gemm_rows(w.wo, w.wo.rows, act16_, n, x_, d, true) : matmul(w.wo, attn_, n, x_, true));
   CUDA_TRY(cuda::rmsnorm(x_, w.ffn_norm, nullptr, n, d, md_.rms_eps, h_, stream_, {}, act_for(w.w_gate)), "rmsnorm");
   FRUGAL_RETURN_IF_ERROR(gemm_stacked({&w.w_gate, &w.w_up}, act16_, n, gate_, 2 * ff, false));
   CUDA_TRY(cuda::silu_mul_rows(gate_, gate_ + ff, n, ff, 2 * ff, nullptr, act_for(w.w_down), stream_), "silu_mul");
   return gemm_stacked({&w.w_down}, act16_, n, x_, d, true);
 }
 
-Status CudaContext::attend(int layer, int n, int splits, const cuda::Q8Out& q8, const cuda::RopeIn& rope) {
+Status CudaContext::attend(int layer, int n, int splits, const cuda::Q8Out& q8, const cuda::RopeIn& rope,
+                           cuda::Act16Out out16) {
   const float scale = 1.0f / std::sqrt(static_cast<float>(md_.head_dim));
   const cuda::BatchDevice batch{ds_.pos, ds_.table_offset, ds_.tables};
   if (n_attn_tiles_ > 0) {
+    // With out16 only the 16-bit copy is written: the o GEMM's input.
     CUDA_TRY(cuda::attention_prefill(q_, kv_layout(layer), batch, ds_.attn_tiles, n_attn_tiles_, md_.n_head, scale,
-                                     attn_, stream_),
+                                     out16.data ? nullptr : attn_, stream_, out16),
              "attention (tiles)");
     return Status::Ok();
   }
@@ -667,7 +692,7 @@ Status CudaContext::run_kernels(int n, int n_out, int splits) {
   const int64_t d = md_.n_embd;
   for (int l = 0; l < opt_.n_layers; ++l) {
     const DeviceLayer& w = model_->layers[l];
-    FRUGAL_RETURN_IF_ERROR(n > cuda::kGemvMaxRows && gemm_layer_supported(w) ? gemm_layer(w, l, n)
+    FRUGAL_RETURN_IF_ERROR(n > gemv_max_tokens_ && gemm_layer_supported(w) ? gemm_layer(w, l, n, splits)
                                                                            : gemv_layer(w, l, n, splits));
   }
   if (opt_.output_on_device && n_out > 0) {
@@ -727,7 +752,10 @@ Status CudaContext::forward(const StepInput& in, float* x_out, StepOutput* out) 
   FRUGAL_RETURN_IF_ERROR(up(ds_.table_offset, hs_.table_offset, n * sizeof(int32_t)));
   FRUGAL_RETURN_IF_ERROR(up(ds_.out_rows, hs_.out_rows, n * sizeof(int32_t)));
   FRUGAL_RETURN_IF_ERROR(up(ds_.tables, hs_.tables, n_tables * sizeof(int32_t)));
-  // Prefill and large batches: attention in tiles of one sequence's entries on tensor cores.
+  // Prefill and large batches: attention in tiles of one sequence's entries
+  // on tensor cores. Small decode batches keep the per-entry kernel (split
+  // over positions up to kMaxSplitBatch entries) even where their weights
+  // take the GEMM path.
   n_attn_tiles_ = 0;
   const int group = md_.n_head / md_.n_head_kv;
   if (n > cuda::kGemvMaxRows && use_tile_attention_ && cuda::attention_prefill_supported(md_.head_dim, group)) {
