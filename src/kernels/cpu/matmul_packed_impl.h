@@ -90,47 +90,19 @@ inline void q4_0x8_tile(const PackQ4_0x8* P, const ActQ8* const* arow, int64_t n
   for (int t = 0; t < T; ++t) store_rows(out + t * out_stride, acc[t], n_rows);
 }
 
-// Q8_0 with VNNI: the packed quants are u = q + 128 (packed.h), the
-// unsigned operand of dpbusd against the signed activations as they are;
-// sum(u * a) - 128 * sum(a) is the signed dot product.
-template <int T>
-inline void q8_0x8_tile_vnni(const PackQ8_0x8* P, const ActQ8* const* arow, int64_t nb, float* out,
-                             int64_t out_stride, int n_rows) {
-#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
-  __m256 acc[T];
-  for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b) {
-    const PackQ8_0x8& p = P[b];
-    if constexpr (T == 1) prefetch_ahead(&p, sizeof(p));
-    __m256i isum[T];
-    for (int t = 0; t < T; ++t) isum[t] = _mm256_setzero_si256();
-    for (int v = 0; v < 8; ++v) {
-      const __m256i u = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.qs + 32 * v));
-      for (int t = 0; t < T; ++t) isum[t] = _mm256_dpbusd_epi32(isum[t], u, bcast4(arow[t][b].qs + 4 * v));
-    }
-    const __m256 dw = row_scales(p.d);
-    for (int t = 0; t < T; ++t) {
-      const ActQ8& a = arow[t][b];
-      const __m256i s = _mm256_sub_epi32(isum[t], _mm256_set1_epi32(128 * a.sum));
-      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_set1_ps(a.d)), acc[t]);
-    }
-  }
-  for (int t = 0; t < T; ++t) store_rows(out + t * out_stride, acc[t], n_rows);
-#else
-  (void)P, (void)arow, (void)nb, (void)out, (void)out_stride, (void)n_rows;
-#endif
-}
-
-// Q8_0 without VNNI: the quants back to signed (u ^ 0x80) once per
-// vector, their sign moved onto the activation (|q| unsigned for maddubs;
-// activations are never -128). Pair sums reach 2 * 128 * 127, so each
-// maddubs is widened to int32 at once. (Splitting the activations into
-// nibbles instead, so that u times each nibble could be summed in int16,
-// takes fewer multiply-port operations on paper, but measured 48 against
-// 84 GFLOP/s for this form with the data in L1, on an Emerald Rapids core.)
-template <int T>
-inline void q8_0x8_tile_sign(const PackQ8_0x8* P, const ActQ8* const* arow, int64_t nb, float* out,
-                             int64_t out_stride, int n_rows) {
+// Q8_0: the packed quants are u = q + 128 (packed.h). With VNNI they are
+// the unsigned operand of dpbusd against the signed activations as they
+// are, and sum(u * a) - 128 * sum(a) is the signed dot product. Without it
+// they go back to signed (u ^ 0x80) once per vector and their sign moves
+// onto the activation (|q| unsigned for maddubs; activations are never
+// -128); pair sums reach 2 * 128 * 127, so each maddubs is widened to int32
+// at once. (Splitting the activations into nibbles instead, so that u times
+// each nibble could be summed in int16, takes fewer multiply-port
+// operations on paper, but measured 48 against 84 GFLOP/s for this form
+// with the data in L1, on an Emerald Rapids core.)
+template <bool kVnni, int T>
+inline void q8_0x8_tile(const PackQ8_0x8* P, const ActQ8* const* arow, int64_t nb, float* out,
+                        int64_t out_stride, int n_rows) {
   __m256 acc[T];
   for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
   const __m256i ones = _mm256_set1_epi16(1), flip = _mm256_set1_epi8(static_cast<char>(0x80));
@@ -140,8 +112,14 @@ inline void q8_0x8_tile_sign(const PackQ8_0x8* P, const ActQ8* const* arow, int6
     __m256i isum[T];
     for (int t = 0; t < T; ++t) isum[t] = _mm256_setzero_si256();
     for (int v = 0; v < 8; ++v) {
-      const __m256i w =
-          _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.qs + 32 * v)), flip);
+      const __m256i u = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.qs + 32 * v));
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+      if constexpr (kVnni) {
+        for (int t = 0; t < T; ++t) isum[t] = _mm256_dpbusd_epi32(isum[t], u, bcast4(arow[t][b].qs + 4 * v));
+        continue;
+      }
+#endif
+      const __m256i w = _mm256_xor_si256(u, flip);
       const __m256i wa = _mm256_sign_epi8(w, w);
       for (int t = 0; t < T; ++t) {
         const __m256i as = _mm256_sign_epi8(bcast4(arow[t][b].qs + 4 * v), w);
@@ -149,9 +127,11 @@ inline void q8_0x8_tile_sign(const PackQ8_0x8* P, const ActQ8* const* arow, int6
       }
     }
     const __m256 dw = row_scales(p.d);
-    for (int t = 0; t < T; ++t)
-      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_mul_ps(dw, _mm256_set1_ps(arow[t][b].d)),
-                               acc[t]);
+    for (int t = 0; t < T; ++t) {
+      const ActQ8& a = arow[t][b];
+      const __m256i s = kVnni ? _mm256_sub_epi32(isum[t], _mm256_set1_epi32(128 * a.sum)) : isum[t];
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_set1_ps(a.d)), acc[t]);
+    }
   }
   for (int t = 0; t < T; ++t) store_rows(out + t * out_stride, acc[t], n_rows);
 }
@@ -161,10 +141,8 @@ inline void packed_tile(const Pack* P, const ActQ8* const* arow, int64_t nb, flo
                         int n_rows) {
   if constexpr (std::is_same_v<Pack, PackQ4_0x8>)
     q4_0x8_tile<kVnni, T>(P, arow, nb, out, stride, n_rows);
-  else if constexpr (kVnni)
-    q8_0x8_tile_vnni<T>(P, arow, nb, out, stride, n_rows);
   else
-    q8_0x8_tile_sign<T>(P, arow, nb, out, stride, n_rows);
+    q8_0x8_tile<kVnni, T>(P, arow, nb, out, stride, n_rows);
 }
 
 // Rows [r0, r1) with r0 a multiple of 8. Weight panels sized for L2 are
