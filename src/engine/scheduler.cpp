@@ -94,7 +94,6 @@ class Scheduler::PhaseTimes {
 
 namespace {
 
-
 double seconds_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
