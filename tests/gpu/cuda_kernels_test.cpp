@@ -472,8 +472,9 @@ class CudaAttention : public ::testing::TestWithParam<AttnCase> {};
 // Paged causal attention against a double-precision softmax over the same
 // fp16 cache contents; entries of two sequences at different positions. The
 // tile mode gets a prefill-like batch: a 70-entry run of one sequence (more
-// than one tile, not starting at 0), a lone entry, a 41-entry run of the other
-// from position 0 (tiles of 64 / group entries).
+// than one tile, not starting at 0), lone entries (one at the last position
+// of a key tile), a 41-entry run of the other from position 0 (tiles of
+// 64 / group entries).
 TEST_P(CudaAttention, MatchesReferenceSoftmax) {
   const auto [hd, group, split_mode] = GetParam();
   const int n_kv = 2, n_head = n_kv * group, bt = 16, n_blocks = 40, per_seq = 20;
@@ -485,6 +486,7 @@ TEST_P(CudaAttention, MatchesReferenceSoftmax) {
     for (int p = 100; p < 170; ++p) pos.push_back(p), offs.push_back(0), seq.push_back(0);
     pos.push_back(300), offs.push_back(per_seq), seq.push_back(1);
     pos.push_back(5), offs.push_back(0), seq.push_back(2);  // another sequence sharing seq 0's table
+    pos.push_back(127), offs.push_back(per_seq), seq.push_back(3);  // a lone entry ending a whole key tile
     for (int p = 0; p <= 40; ++p) pos.push_back(p), offs.push_back(per_seq), seq.push_back(1);
   }
   const int n = static_cast<int>(pos.size());
@@ -506,7 +508,7 @@ TEST_P(CudaAttention, MatchesReferenceSoftmax) {
     std::vector<int32_t> tiles(2 * n);
     const int n_tiles = attention_prefill_tiles(seq.data(), n, group, tiles.data());
     const int per_tile = 64 / group;
-    ASSERT_EQ(n_tiles, (70 + per_tile - 1) / per_tile + 2 + (41 + per_tile - 1) / per_tile);
+    ASSERT_EQ(n_tiles, (70 + per_tile - 1) / per_tile + 3 + (41 + per_tile - 1) / per_tile);
     DeviceBuffer<int32_t> dtiles(tiles);
     ASSERT_CUDA(attention_prefill(dq.ptr, {dk.ptr, dvv.ptr, n_kv, hd, bt}, {dpos.ptr, doff.ptr, dtab.ptr},
                                   dtiles.ptr, n_tiles, n_head, scale, out.ptr, nullptr));

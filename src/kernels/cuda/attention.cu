@@ -239,8 +239,9 @@ cudaError_t attention(const float* q, const KvLayout& kv, const BatchDevice& bat
 
 namespace {
 
-constexpr int kTileRows = 64;  // (entry, query head) rows per prefill block: 4 warps x 16
-constexpr int kKeyTile = 64;   // keys per step
+constexpr int kTileRows = 64;      // (entry, query head) rows per prefill block: 4 warps x 16
+constexpr int kKeyTile = 64;       // keys per step
+constexpr int kTileThreads = 128;  // 4 warps
 
 __device__ __forceinline__ uint32_t pack_half2(float a, float b) {
   const __half2 h = __floats2half2_rn(a, b);
@@ -254,42 +255,168 @@ __device__ __forceinline__ uint32_t pack_half2(float a, float b) {
 // cols 2t, 2t+1}, {row g+8, same}.
 __device__ __forceinline__ void mma_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
   asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-// Grid (tile, kv head). Block row r is query head kvh * group + r % group of
-// tile entry r / group; warp w owns rows 16w..16w+15. Keys and values of the
-// tile's sequence go through shared memory 64 positions at a time (values
-// transposed, so both mma operands are 32-bit shared loads); scores stay in
-// registers, where the online softmax rescales them and they become the
-// fp16 A operand of the value product (flash-attention 2 layout).
+// Four 8x8 fp16 matrices from shared memory, transposed: lanes 8m..8m+7
+// give the row addresses of matrix m, register m of lane 4 * g + t gets its
+// elements (2t, g) and (2t + 1, g): the b operand of mma_16816 read from a
+// row-major [key][dim] tile.
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const __half* p) {
+  const auto a = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a));
+}
+
+// 16 bytes global -> shared without passing through registers; valid false
+// fills zeros and reads nothing.
+__device__ __forceinline__ void cp_async16(__half* smem, const __half* gmem, bool valid) {
+  const auto a = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(a), "l"(gmem), "r"(valid ? 16 : 0) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() {
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+template <int kPending>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
+}
+
+// Shared memory of a block: two stages of a key tile's keys and values.
 template <int D>
-__global__ void __launch_bounds__(128)
+__host__ __device__ constexpr size_t attention_tile_smem() {
+  return size_t{2} * 2 * kKeyTile * (D + 8) * sizeof(__half);
+}
+
+// One warp's share of a key tile: scores of its 16 query rows (qa; rows
+// g and g + 8 of the lane at positions pos_lo / pos_hi) against kNt * 8 keys
+// starting at position key0 (rows of ks / vs, row-major [key][dim] with
+// kPitch halves), the online softmax update of (m, l) and o += P V.
+template <int D, int kNt>
+__device__ __forceinline__ void attend_key_rows(const uint32_t (&qa)[D / 16][4], const __half* ks, const __half* vs,
+                                                int key0, int pos_lo, int pos_hi, int v_lane, float (&o)[D / 8][4],
+                                                float& m_lo, float& m_hi, float& l_lo, float& l_hi) {
+  constexpr int kKSteps = D / 16, kDimTiles = D / 8, kPitch = D + 8;
+  const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  float s[kNt][4];
+#pragma unroll
+  for (int nt = 0; nt < kNt; ++nt) {
+    s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+    const __half* kr = ks + (nt * 8 + g) * kPitch + 2 * t;
+#pragma unroll
+    for (int k = 0; k < kKSteps; ++k)
+      mma_16816(s[nt], qa[k], *reinterpret_cast<const uint32_t*>(kr + k * 16),
+                *reinterpret_cast<const uint32_t*>(kr + k * 16 + 8));
+  }
+  // Causal mask, then the online softmax per row (a row's values sit in one lane quad).
+  float mx_lo = m_lo, mx_hi = m_hi;
+#pragma unroll
+  for (int nt = 0; nt < kNt; ++nt)
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      const int key = key0 + nt * 8 + 2 * t + j;
+      if (key > pos_lo) s[nt][j] = kEmptyMax;
+      if (key > pos_hi) s[nt][2 + j] = kEmptyMax;
+      mx_lo = fmaxf(mx_lo, s[nt][j]);
+      mx_hi = fmaxf(mx_hi, s[nt][2 + j]);
+    }
+#pragma unroll
+  for (int o2 = 1; o2 <= 2; o2 <<= 1) {
+    mx_lo = fmaxf(mx_lo, __shfl_xor_sync(0xffffffffu, mx_lo, o2));
+    mx_hi = fmaxf(mx_hi, __shfl_xor_sync(0xffffffffu, mx_hi, o2));
+  }
+  const float corr_lo = __expf(m_lo - mx_lo), corr_hi = __expf(m_hi - mx_hi);
+  m_lo = mx_lo, m_hi = mx_hi;
+  float sum_lo = 0.0f, sum_hi = 0.0f;
+#pragma unroll
+  for (int nt = 0; nt < kNt; ++nt) {
+    s[nt][0] = __expf(s[nt][0] - m_lo), s[nt][1] = __expf(s[nt][1] - m_lo);
+    s[nt][2] = __expf(s[nt][2] - m_hi), s[nt][3] = __expf(s[nt][3] - m_hi);
+    sum_lo += s[nt][0] + s[nt][1];
+    sum_hi += s[nt][2] + s[nt][3];
+  }
+  l_lo = l_lo * corr_lo + sum_lo;  // this lane's share; the quad is summed at the end
+  l_hi = l_hi * corr_hi + sum_hi;
+#pragma unroll
+  for (int i = 0; i < kDimTiles; ++i) o[i][0] *= corr_lo, o[i][1] *= corr_lo, o[i][2] *= corr_hi, o[i][3] *= corr_hi;
+  // O += P V: two adjacent 8-key score tiles form one 16-key A fragment.
+#pragma unroll
+  for (int kk = 0; kk < kNt / 2; ++kk) {
+    const uint32_t pa[4] = {pack_half2(s[2 * kk][0], s[2 * kk][1]), pack_half2(s[2 * kk][2], s[2 * kk][3]),
+                            pack_half2(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                            pack_half2(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+    for (int i = 0; i < kDimTiles; i += 2) {
+      uint32_t b[4];
+      ldmatrix_x4_trans(b, vs + kk * 16 * kPitch + i * 8 + v_lane);
+      mma_16816(o[i], pa, b[0], b[1]);
+      mma_16816(o[i + 1], pa, b[2], b[3]);
+    }
+  }
+}
+
+// Grid (tile, kv head). Block row r is query head kvh * group + r % group of
+// tile entry r / group. Keys and values of the tile's sequence go through
+// shared memory 64 positions at a time, copied asynchronously one tile ahead
+// of the products (two stages), so HBM latency is paid once per block rather
+// than once per tile; scores stay in registers, where the online softmax
+// rescales them and they become the fp16 A operand of the value product
+// (flash-attention 2 layout). Warp w owns rows 16w..16w+15.
+template <int D>
+__global__ void __launch_bounds__(kTileThreads, 2)
     attention_prefill_kernel(const float* __restrict__ q, KvLayout kv, BatchDevice batch,
                              const int32_t* __restrict__ tiles, int n_head, int group, float scale,
                              float* __restrict__ out, Act16Out out16) {
   pdl_enter();
-  constexpr int kKSteps = D / 16, kDimTiles = D / 8, kKeyTiles = kKeyTile / 8;
-  constexpr int kKPitch = D + 8, kVPitch = kKeyTile + 8;  // halves; padding keeps fragment loads conflict-free
-  __shared__ __align__(16) __half sk[kKeyTile * kKPitch];
-  __shared__ __align__(16) __half svt[D * kVPitch];
+  constexpr int kKSteps = D / 16, kDimTiles = D / 8;
+  constexpr int kPitch = D + 8;  // halves; padding keeps fragment loads conflict-free
+  constexpr int kStage = kKeyTile * kPitch;
+  extern __shared__ __align__(16) unsigned char tile_smem[];
+  __half* const sk = reinterpret_cast<__half*>(tile_smem);  // [stage][key][dim]
+  __half* const sv = sk + 2 * kStage;                       // [stage][key][dim]
   __shared__ int s_pos[kTileRows];
+  static_assert(kTileRows == 64, "two positions per lane below");
   const int e0 = tiles[2 * blockIdx.x], cnt = tiles[2 * blockIdx.x + 1], kvh = blockIdx.y;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const int32_t* table = batch.tables + batch.table_offset[e0];
   for (int r = threadIdx.x; r < kTileRows; r += blockDim.x)
     s_pos[r] = r / group < cnt ? batch.pos[e0 + r / group] : -1;  // -1: no query in this row
   __syncthreads();
-  int max_pos = -1;
-  for (int r = 0; r < kTileRows; ++r) max_pos = max(max_pos, s_pos[r]);
+  int max_pos = max(s_pos[lane], s_pos[lane + 32]);
+#pragma unroll
+  for (int o2 = 16; o2 >= 1; o2 >>= 1) max_pos = max(max_pos, __shfl_xor_sync(0xffffffffu, max_pos, o2));
   const int r_lo = warp * 16 + g, r_hi = r_lo + 8;
   const int pos_lo = s_pos[r_lo], pos_hi = s_pos[r_hi];
-  auto q_row = [&](int r) {
-    return q + (static_cast<int64_t>(e0 + r / group) * n_head + kvh * group + r % group) * D;
+  const int bt = kv.block_tokens;
+  constexpr int kChunks = D / 8;  // 16-byte chunks per row
+  constexpr int kLoads = kKeyTile * kChunks / kTileThreads;
+  static_assert(kKeyTile * kChunks % kTileThreads == 0, "whole loads per thread");
+  // Consecutive threads copy consecutive 16-byte chunks of a key row and of
+  // the same value row (coalesced); positions past the tile's last query
+  // are zeros (nothing read).
+  auto fetch = [&](int k0, int stage) {
+#pragma unroll
+    for (int i = 0; i < kLoads; ++i) {
+      const int idx = threadIdx.x + i * kTileThreads, p = k0 + idx / kChunks;
+      const bool valid = p <= max_pos;
+      const int64_t at =
+          valid ? ((static_cast<int64_t>(table[p / bt]) * kv.n_head_kv + kvh) * bt + p % bt) * D + idx % kChunks * 8
+                : 0;
+      const int to = stage * kStage + idx / kChunks * kPitch + idx % kChunks * 8;
+      cp_async16(sk + to, kv.keys + at, valid);
+      cp_async16(sv + to, kv.values + at, valid);
+    }
+    cp_async_commit();
   };
-  const float* ql = pos_lo >= 0 ? q_row(r_lo) : nullptr;
-  const float* qh = pos_hi >= 0 ? q_row(r_hi) : nullptr;
+  if (max_pos >= 0) fetch(0, 0);  // in flight while q is read
+
+  auto row_at = [&](int r) { return (static_cast<int64_t>(e0 + r / group) * n_head + kvh * group + r % group) * D; };
+  const float* ql = pos_lo >= 0 ? q + row_at(r_lo) : nullptr;
+  const float* qh = pos_hi >= 0 ? q + row_at(r_hi) : nullptr;
   auto q_pair = [&](const float* row, int col) {
     return row ? pack_half2(row[col] * scale, row[col + 1] * scale) : 0u;
   };
@@ -303,102 +430,43 @@ __global__ void __launch_bounds__(128)
 #pragma unroll
   for (int i = 0; i < kDimTiles; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
   float m_lo = kEmptyMax, m_hi = kEmptyMax, l_lo = 0.0f, l_hi = 0.0f;
-  const int32_t* table = batch.tables + batch.table_offset[e0];
-  const int bt = kv.block_tokens;
-  auto key_offset = [&](int pos) {
-    return ((static_cast<int64_t>(table[pos / bt]) * kv.n_head_kv + kvh) * bt + pos % bt) * D;
-  };
-  constexpr int kChunks = D / 8;  // 16-byte chunks per row
+  // Warps whose 16 rows hold no query still copy, but skip the products.
+  const bool warp_has_rows = __any_sync(0xffffffffu, pos_lo >= 0 || pos_hi >= 0);
+  // Lane's row address for ldmatrix_x4_trans: matrices (keys 0-7, dims
+  // 0-7), (keys 8-15, dims 0-7), (keys 0-7, dims 8-15), (keys 8-15, dims 8-15).
+  const int v_lane = ((lane / 8) % 2 * 8 + lane % 8) * kPitch + lane / 16 * 8;
 
-  for (int k0 = 0; k0 <= max_pos; k0 += kKeyTile) {
-    __syncthreads();  // the previous step's tiles are consumed
-    // Keys: consecutive threads, consecutive chunks of a row (coalesced loads, 16-byte stores).
-    for (int idx = threadIdx.x; idx < kKeyTile * kChunks; idx += blockDim.x) {
-      const int kr = idx / kChunks, c = idx % kChunks, p = k0 + kr;
-      const uint4 v = p <= max_pos ? *reinterpret_cast<const uint4*>(kv.keys + key_offset(p) + c * 8) : uint4{};
-      *reinterpret_cast<uint4*>(sk + kr * kKPitch + c * 8) = v;
+  for (int k0 = 0, stage = 0; k0 <= max_pos; k0 += kKeyTile, stage ^= 1) {
+    if (k0 + kKeyTile <= max_pos) {
+      fetch(k0 + kKeyTile, stage ^ 1);  // the stage the previous step read
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
     }
-    // Values, transposed: consecutive threads, consecutive positions (conflict-free 2-byte stores).
-    for (int idx = threadIdx.x; idx < kKeyTile * kChunks; idx += blockDim.x) {
-      const int kr = idx % kKeyTile, c = idx / kKeyTile, p = k0 + kr;
-      const uint4 v = p <= max_pos ? *reinterpret_cast<const uint4*>(kv.values + key_offset(p) + c * 8) : uint4{};
-      const __half* h = reinterpret_cast<const __half*>(&v);
-#pragma unroll
-      for (int i = 0; i < 8; ++i) svt[(c * 8 + i) * kVPitch + kr] = h[i];
-    }
-    __syncthreads();
-
-    float s[kKeyTiles][4];
-#pragma unroll
-    for (int nt = 0; nt < kKeyTiles; ++nt) {
-      s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
-      const __half* kr = sk + (nt * 8 + g) * kKPitch + 2 * t;
-#pragma unroll
-      for (int ks = 0; ks < kKSteps; ++ks)
-        mma_16816(s[nt], qa[ks], *reinterpret_cast<const uint32_t*>(kr + ks * 16),
-                  *reinterpret_cast<const uint32_t*>(kr + ks * 16 + 8));
-    }
-    // Causal mask, then the online softmax per row (a row's values sit in one lane quad).
-    float mx_lo = m_lo, mx_hi = m_hi;
-#pragma unroll
-    for (int nt = 0; nt < kKeyTiles; ++nt)
-#pragma unroll
-      for (int j = 0; j < 2; ++j) {
-        const int key = k0 + nt * 8 + 2 * t + j;
-        if (key > pos_lo) s[nt][j] = kEmptyMax;
-        if (key > pos_hi) s[nt][2 + j] = kEmptyMax;
-        mx_lo = fmaxf(mx_lo, s[nt][j]);
-        mx_hi = fmaxf(mx_hi, s[nt][2 + j]);
-      }
-#pragma unroll
-    for (int o2 = 1; o2 <= 2; o2 <<= 1) {
-      mx_lo = fmaxf(mx_lo, __shfl_xor_sync(0xffffffffu, mx_lo, o2));
-      mx_hi = fmaxf(mx_hi, __shfl_xor_sync(0xffffffffu, mx_hi, o2));
-    }
-    const float corr_lo = __expf(m_lo - mx_lo), corr_hi = __expf(m_hi - mx_hi);
-    m_lo = mx_lo, m_hi = mx_hi;
-    float sum_lo = 0.0f, sum_hi = 0.0f;
-#pragma unroll
-    for (int nt = 0; nt < kKeyTiles; ++nt) {
-      s[nt][0] = __expf(s[nt][0] - m_lo), s[nt][1] = __expf(s[nt][1] - m_lo);
-      s[nt][2] = __expf(s[nt][2] - m_hi), s[nt][3] = __expf(s[nt][3] - m_hi);
-      sum_lo += s[nt][0] + s[nt][1];
-      sum_hi += s[nt][2] + s[nt][3];
-    }
-    l_lo = l_lo * corr_lo + sum_lo;  // this lane's share; the quad is summed at the end
-    l_hi = l_hi * corr_hi + sum_hi;
-#pragma unroll
-    for (int i = 0; i < kDimTiles; ++i) o[i][0] *= corr_lo, o[i][1] *= corr_lo, o[i][2] *= corr_hi, o[i][3] *= corr_hi;
-    // O += P V: two adjacent 8-key score tiles form one 16-key A fragment.
-#pragma unroll
-    for (int kk = 0; kk < kKeyTile / 16; ++kk) {
-      const uint32_t pa[4] = {pack_half2(s[2 * kk][0], s[2 * kk][1]), pack_half2(s[2 * kk][2], s[2 * kk][3]),
-                              pack_half2(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                              pack_half2(s[2 * kk + 1][2], s[2 * kk + 1][3])};
-#pragma unroll
-      for (int i = 0; i < kDimTiles; ++i) {
-        const __half* vr = svt + (i * 8 + g) * kVPitch + kk * 16 + 2 * t;
-        mma_16816(o[i], pa, *reinterpret_cast<const uint32_t*>(vr), *reinterpret_cast<const uint32_t*>(vr + 8));
-      }
-    }
+    __syncthreads();  // every thread's copies of this stage have landed
+    const __half* ks_tile = sk + stage * kStage;
+    const __half* vs_tile = sv + stage * kStage;
+    if (warp_has_rows)
+      attend_key_rows<D, kKeyTile / 8>(qa, ks_tile, vs_tile, k0, pos_lo, pos_hi, v_lane, o, m_lo, m_hi, l_lo, l_hi);
+    __syncthreads();  // this stage is consumed before the next step refills it
   }
 #pragma unroll
   for (int o2 = 1; o2 <= 2; o2 <<= 1) {
     l_lo += __shfl_xor_sync(0xffffffffu, l_lo, o2);
     l_hi += __shfl_xor_sync(0xffffffffu, l_hi, o2);
   }
-  // Each lane holds value pairs (2t, 2t + 1) of 8-wide column tiles of its two rows.
-  auto store_row = [&](int r, float a0, float a1, int i) {
-    const int64_t at = (static_cast<int64_t>(e0 + r / group) * n_head + kvh * group + r % group) * D + i * 8 + 2 * t;
+  auto store_pair = [&](int r, int dim, float a0, float a1) {
+    const int64_t at = row_at(r) + dim;
     if (out) *reinterpret_cast<float2*>(out + at) = make_float2(a0, a1);
     if (out16.data) store2_16(out16, at / 2, a0, a1);
   };
+  // Each lane holds value pairs (2t, 2t + 1) of 8-wide column tiles of its two rows.
   if (pos_lo >= 0)
 #pragma unroll
-    for (int i = 0; i < kDimTiles; ++i) store_row(r_lo, o[i][0] / l_lo, o[i][1] / l_lo, i);
+    for (int i = 0; i < kDimTiles; ++i) store_pair(r_lo, i * 8 + 2 * t, o[i][0] / l_lo, o[i][1] / l_lo);
   if (pos_hi >= 0)
 #pragma unroll
-    for (int i = 0; i < kDimTiles; ++i) store_row(r_hi, o[i][2] / l_hi, o[i][3] / l_hi, i);
+    for (int i = 0; i < kDimTiles; ++i) store_pair(r_hi, i * 8 + 2 * t, o[i][2] / l_hi, o[i][3] / l_hi);
 }
 
 }  // namespace
@@ -424,13 +492,27 @@ bool attention_prefill_supported(int head_dim, int group) {
 cudaError_t attention_prefill(const float* q, const KvLayout& kv, const BatchDevice& batch, const int32_t* tiles,
                               int n_tiles, int n_head, float scale, float* out, cudaStream_t stream, Act16Out out16) {
   if (n_tiles <= 0) return cudaSuccess;
-  if (kv.n_head_kv <= 0 || n_head % kv.n_head_kv != 0 || !attention_prefill_supported(kv.head_dim, n_head / kv.n_head_kv))
+  if (kv.n_head_kv <= 0 || n_head % kv.n_head_kv != 0 ||
+      !attention_prefill_supported(kv.head_dim, n_head / kv.n_head_kv))
     return cudaErrorInvalidValue;
   if (out == nullptr && out16.data == nullptr) return cudaErrorInvalidValue;
   const dim3 grid(n_tiles, kv.n_head_kv);
   const int group = n_head / kv.n_head_kv;
-  return launch_kernel(kv.head_dim == 64 ? attention_prefill_kernel<64> : attention_prefill_kernel<128>, grid, 128, 0,
-                       stream, q, kv, batch, tiles, n_head, group, scale, out, out16);
+  // Above the 48 KiB default of dynamic shared memory for head_dim 128.
+  static const cudaError_t smem_ok = [] {
+    const cudaError_t e = cudaFuncSetAttribute(attention_prefill_kernel<64>,
+                                               cudaFuncAttributeMaxDynamicSharedMemorySize, attention_tile_smem<64>());
+    return e != cudaSuccess
+               ? e
+               : cudaFuncSetAttribute(attention_prefill_kernel<128>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                      attention_tile_smem<128>());
+  }();
+  if (smem_ok != cudaSuccess) return smem_ok;
+  if (kv.head_dim == 64)
+    return launch_kernel(attention_prefill_kernel<64>, grid, kTileThreads, attention_tile_smem<64>(), stream, q, kv,
+                         batch, tiles, n_head, group, scale, out, out16);
+  return launch_kernel(attention_prefill_kernel<128>, grid, kTileThreads, attention_tile_smem<128>(), stream, q, kv,
+                       batch, tiles, n_head, group, scale, out, out16);
 }
 
 bool attention_head_dim_supported(int head_dim) {
