@@ -13,6 +13,7 @@
 #include "kernels/cuda/cuda_kernels.h"
 
 #include <algorithm>
+#include <type_traits>
 
 namespace frugal::cuda {
 namespace {
@@ -21,28 +22,28 @@ constexpr int kAttnWarps = 4;
 constexpr int kMaxGroup = 8;         // query heads per kv head
 constexpr float kEmptyMax = -1e30f;  // finite, so exp(kEmptyMax - m) is 0, never NaN
 
+// A lane's kDimsPerLane fp16 values of a cache row as one load (a warp
+// issues several rows' loads before converting any of them).
 template <int kDimsPerLane>
-__device__ __forceinline__ void load_half_row(const __half* p, float* out) {
-  if constexpr (kDimsPerLane == 1) {
-    out[0] = __half2float(*p);
-  } else if constexpr (kDimsPerLane == 2) {
-    const float2 f = __half22float2(*reinterpret_cast<const __half2*>(p));
-    out[0] = f.x, out[1] = f.y;
-  } else if constexpr (kDimsPerLane == 4) {
-    const uint2 u = *reinterpret_cast<const uint2*>(p);
-    const __half2* h = reinterpret_cast<const __half2*>(&u);
-    const float2 a = __half22float2(h[0]), b = __half22float2(h[1]);
-    out[0] = a.x, out[1] = a.y, out[2] = b.x, out[3] = b.y;
-  } else {
-    const uint4 u = *reinterpret_cast<const uint4*>(p);
-    const __half2* h = reinterpret_cast<const __half2*>(&u);
+struct HalfRow {
+  using Word = std::conditional_t<
+      kDimsPerLane == 1, unsigned short,
+      std::conditional_t<kDimsPerLane == 2, unsigned, std::conditional_t<kDimsPerLane == 4, uint2, uint4>>>;
+  Word bits;
+  __device__ __forceinline__ void load(const __half* p) { bits = *reinterpret_cast<const Word*>(p); }
+  __device__ __forceinline__ void to_float(float* out) const {
+    const __half* h = reinterpret_cast<const __half*>(&bits);
+    if constexpr (kDimsPerLane == 1) {
+      out[0] = __half2float(h[0]);
+    } else {
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const float2 f = __half22float2(h[i]);
-      out[2 * i] = f.x, out[2 * i + 1] = f.y;
+      for (int i = 0; i < kDimsPerLane / 2; ++i) {
+        const float2 f = __half22float2(reinterpret_cast<const __half2*>(h)[i]);
+        out[2 * i] = f.x, out[2 * i + 1] = f.y;
+      }
     }
   }
-}
+};
 
 // Rotates one head row held D dimensions per lane (lane holds [lane * D,
 // lane * D + D)) with the arithmetic of rope_store_kernel: pairs (2i, 2i + 1),
@@ -129,30 +130,49 @@ __global__ void __launch_bounds__(kAttnWarps * 32)
     for (int j = 0; j < D; ++j) qr[g][j] *= scale;
   }
 
-  for (int t = t_begin + warp; t < t_end; t += kAttnWarps) {
-    const int64_t off =
-        ((static_cast<int64_t>(table[t / bt]) * kv.n_head_kv + kvh) * bt + t % bt) * hd + lane * D;
-    float kr[D], vr[D];
-    load_half_row<D>(kv.keys + off, kr);
-    load_half_row<D>(kv.values + off, vr);
+  // A warp takes positions warp, warp + kAttnWarps, ... in order; the rows
+  // of kRowsAhead of them are loaded before the first is used, so a split
+  // of 64 positions waits for memory 4 times per warp instead of 16.
+  constexpr int kRowsAhead = 4;
+  for (int t0 = t_begin + warp; t0 < t_end; t0 += kAttnWarps * kRowsAhead) {
+    HalfRow<D> krow[kRowsAhead], vrow[kRowsAhead];
 #pragma unroll
-    for (int g = 0; g < kMaxGroup; ++g) {
-      if (g >= group) break;
-      float s = 0.0f;
+    for (int u = 0; u < kRowsAhead; ++u) {
+      const int t = t0 + u * kAttnWarps;
+      if (t >= t_end) break;
+      const int64_t off =
+          ((static_cast<int64_t>(table[t / bt]) * kv.n_head_kv + kvh) * bt + t % bt) * hd + lane * D;
+      krow[u].load(kv.keys + off);
+      vrow[u].load(kv.values + off);
+    }
 #pragma unroll
-      for (int j = 0; j < D; ++j) s += qr[g][j] * kr[j];
-      s = warp_sum(s);
-      const float m_new = fmaxf(m[g], s);
-      const float corr = __expf(m[g] - m_new), p = __expf(s - m_new);
-      l[g] = l[g] * corr + p;
+    for (int u = 0; u < kRowsAhead; ++u) {
+      if (t0 + u * kAttnWarps >= t_end) break;
+      float kr[D], vr[D];
+      krow[u].to_float(kr);
+      vrow[u].to_float(vr);
 #pragma unroll
-      for (int j = 0; j < D; ++j) acc[g][j] = acc[g][j] * corr + p * vr[j];
-      m[g] = m_new;
+      for (int g = 0; g < kMaxGroup; ++g) {
+        if (g >= group) break;
+        float s = 0.0f;
+#pragma unroll
+        for (int j = 0; j < D; ++j) s += qr[g][j] * kr[j];
+        s = warp_sum(s);
+        const float m_new = fmaxf(m[g], s);
+        const float corr = __expf(m[g] - m_new), p = __expf(s - m_new);
+        l[g] = l[g] * corr + p;
+#pragma unroll
+        for (int j = 0; j < D; ++j) acc[g][j] = acc[g][j] * corr + p * vr[j];
+        m[g] = m_new;
+      }
     }
   }
 
-  // Merge the warps' partial softmax states.
-  for (int g = 0; g < group; ++g) {
+  // Merge the warps' partial softmax states (constant indices into the
+  // register arrays: a run-time g would put them in local memory).
+#pragma unroll
+  for (int g = 0; g < kMaxGroup; ++g) {
+    if (g >= group) break;
     if (lane == 0) sm_max[warp][g] = m[g], sm_sum[warp][g] = l[g];
 #pragma unroll
     for (int j = 0; j < D; ++j) sm_acc[warp][g][lane * D + j] = acc[g][j];
