@@ -34,7 +34,7 @@ struct PerplexityOptions {
   Device device = Device::kCpu;  // see ContextOptions
   int gpu_layers = -1;
   // Called after each window with (windows done, total, running ppl_all).
-  std::function<void(int, int, double)> on_window;
+  std::function<void(int, int, double)> on_window = {};
 };
 
 struct PerplexityResult {
