@@ -313,14 +313,14 @@ __host__ __device__ constexpr size_t attention_tile_smem() {
 }
 
 // One warp's share of a key tile: scores of its 16 query rows (qa; rows
-// g and g + 8 of the lane at positions pos_lo / pos_hi) against kNt * 8 keys
-// starting at position key0 (rows of ks / vs, row-major [key][dim] with
-// kPitch halves), the online softmax update of (m, l) and o += P V.
-template <int D, int kNt>
+// g and g + 8 of the lane at positions pos_lo / pos_hi) against the tile's
+// kKeyTile keys from position key0 (rows of ks / vs, row-major [key][dim]
+// with kPitch halves), the online softmax update of (m, l) and o += P V.
+template <int D>
 __device__ __forceinline__ void attend_key_rows(const uint32_t (&qa)[D / 16][4], const __half* ks, const __half* vs,
                                                 int key0, int pos_lo, int pos_hi, int v_lane, float (&o)[D / 8][4],
                                                 float& m_lo, float& m_hi, float& l_lo, float& l_hi) {
-  constexpr int kKSteps = D / 16, kDimTiles = D / 8, kPitch = D + 8;
+  constexpr int kKSteps = D / 16, kDimTiles = D / 8, kPitch = D + 8, kNt = kKeyTile / 8;
   const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   float s[kNt][4];
 #pragma unroll
@@ -382,10 +382,10 @@ __device__ __forceinline__ void attend_key_rows(const uint32_t (&qa)[D / 16][4],
 // Grid (tile, kv head). Block row r is query head kvh * group + r % group of
 // tile entry r / group. Keys and values of the tile's sequence go through
 // shared memory 64 positions at a time, copied asynchronously one tile ahead
-// of the products (two stages), so HBM latency is paid once per block rather
-// than once per tile; scores stay in registers, where the online softmax
-// rescales them and they become the fp16 A operand of the value product
-// (flash-attention 2 layout). Warp w owns rows 16w..16w+15.
+// of the products (two stages): a tile's copies are in flight together and
+// overlap the previous tile's products. Scores stay in registers, where the
+// online softmax rescales them and they become the fp16 A operand of the
+// value product (flash-attention 2 layout). Warp w owns rows 16w..16w+15.
 template <int D>
 __global__ void __launch_bounds__(kTileThreads, 2)
     attention_prefill_kernel(const float* __restrict__ q, KvLayout kv, BatchDevice batch,
@@ -467,7 +467,7 @@ __global__ void __launch_bounds__(kTileThreads, 2)
     const __half* ks_tile = sk + stage * kStage;
     const __half* vs_tile = sv + stage * kStage;
     if (warp_has_rows)
-      attend_key_rows<D, kKeyTile / 8>(qa, ks_tile, vs_tile, k0, pos_lo, pos_hi, v_lane, o, m_lo, m_hi, l_lo, l_hi);
+      attend_key_rows<D>(qa, ks_tile, vs_tile, k0, pos_lo, pos_hi, v_lane, o, m_lo, m_hi, l_lo, l_hi);
     __syncthreads();  // this stage is consumed before the next step refills it
   }
 #pragma unroll
