@@ -162,10 +162,12 @@ void run_type(TensorType type, const std::vector<Shape>& shapes) {
   }
 }
 
-const std::vector<Shape> kShapes32 = {{1, 32, 1},  {5, 64, 1},   {37, 96, 3},  {130, 384, 7},
-                                      {67, 160, 64}, {16, 1024, 5}, {300, 384, 1}, {9, 32, 13}};
-const std::vector<Shape> kShapes256 = {{1, 256, 1}, {5, 512, 1}, {37, 256, 3},  {130, 768, 7},
-                                       {67, 256, 64}, {300, 512, 1}, {9, 256, 13}, {21, 512, 8}};
+// {300, ..., 20}: a prompt-sized batch over more row units than threads x 4
+// (the finer chunks run_rows hands out from 16 tokens on).
+const std::vector<Shape> kShapes32 = {{1, 32, 1},    {5, 64, 1},    {37, 96, 3},  {130, 384, 7}, {67, 160, 64},
+                                      {16, 1024, 5}, {300, 384, 1}, {9, 32, 13},  {300, 384, 20}};
+const std::vector<Shape> kShapes256 = {{1, 256, 1},   {5, 512, 1},    {37, 256, 3}, {130, 768, 7}, {67, 256, 64},
+                                       {300, 512, 1}, {9, 256, 13},   {21, 512, 8}, {300, 512, 20}};
 const std::vector<Shape> kShapesF = {{1, 1, 1},   {5, 7, 1},    {37, 33, 3},  {130, 384, 7},
                                      {67, 100, 64}, {300, 384, 1}, {9, 1000, 13}, {13, 8, 5}};
 

@@ -183,6 +183,8 @@ GemmFn pick_kernel(const KernelTable& table, const WeightMatrix& w, int64_t n_to
 }
 
 
+constexpr int64_t kFineChunksFromTokens = 16;  // see run_rows
+
 bool is_parallel(const ThreadPool& pool, int64_t total_rows, int64_t cols, int64_t n_tokens) {
   return pool.size() > 1 && total_rows * cols * n_tokens >= 32 * 1024;
 }
@@ -207,8 +209,12 @@ void run_rows(Job& job, bool parallel, ThreadPool& pool) {
   // pass over the pool instead of one per matrix, and on a machine shared
   // with other work a thread that gets preempted does not leave the others
   // idle at the end of the call.
+  // Prompt-sized batches take smaller chunks: a thread that finishes early
+  // waits for at most one chunk of the others, and with four chunks per
+  // thread that wait was several percent of a prefill.
   const int64_t n_thr = pool.size();
-  const int64_t chunks = std::min<int64_t>(units, n_thr * 4);
+  const int64_t per_thread = job.n_tokens >= kFineChunksFromTokens ? 16 : 4;
+  const int64_t chunks = std::min<int64_t>(units, n_thr * per_thread);
   job.chunk_rows = ((units + chunks - 1) / chunks) * 16;
   for (size_t i = 0; i < ops.size(); ++i) job.op_chunks[i] = (ops[i].w->rows + job.chunk_rows - 1) / job.chunk_rows;
   Job* jp = &job;
