@@ -465,7 +465,8 @@ INSTANTIATE_TEST_SUITE_P(Pairings, CudaRope, ::testing::Values(false, true),
                          [](const auto& info) { return info.param ? "NeoX" : "Interleaved"; });
 
 struct AttnCase {
-  int hd, group, splits_mode;  // 0: one block per entry, 1: split positions, 2: tiles on tensor cores
+  // 0: one block per entry, 1: split positions, 2: tiles on tensor cores, 3: one-token entries on tensor cores
+  int hd, group, splits_mode;
 };
 class CudaAttention : public ::testing::TestWithParam<AttnCase> {};
 
@@ -474,7 +475,8 @@ class CudaAttention : public ::testing::TestWithParam<AttnCase> {};
 // tile mode gets a prefill-like batch: a 70-entry run of one sequence (more
 // than one tile, not starting at 0), lone entries (one at the last position
 // of a key tile), a 41-entry run of the other from position 0 (tiles of
-// 64 / group entries).
+// 64 / group entries). The decode mode gets one-token entries whose last
+// run of 16 keys is full, has one key, or is the first.
 TEST_P(CudaAttention, MatchesReferenceSoftmax) {
   const auto [hd, group, split_mode] = GetParam();
   const int n_kv = 2, n_head = n_kv * group, bt = 16, n_blocks = 40, per_seq = 20;
@@ -489,6 +491,11 @@ TEST_P(CudaAttention, MatchesReferenceSoftmax) {
     pos.push_back(127), offs.push_back(per_seq), seq.push_back(3);  // a lone entry ending a whole key tile
     for (int p = 0; p <= 40; ++p) pos.push_back(p), offs.push_back(per_seq), seq.push_back(1);
   }
+  if (split_mode == 3) {
+    pos = {0, 15, 16, 63, 64, 150, 300, 127, 1, 200, 31, 79};
+    offs.clear();
+    for (size_t i = 0; i < pos.size(); ++i) offs.push_back(i % 2 ? per_seq : 0);
+  }
   const int n = static_cast<int>(pos.size());
   const size_t cache = size_t(n_blocks) * n_kv * bt * hd;
   std::vector<__half> keys(cache), values(cache);
@@ -497,29 +504,37 @@ TEST_P(CudaAttention, MatchesReferenceSoftmax) {
   const auto q = random_floats(n * n_head * hd, 23);
   int max_len = 0;
   for (int p : pos) max_len = std::max(max_len, p + 1);
-  const int splits = split_mode ? (max_len + kAttnSplitTokens - 1) / kAttnSplitTokens : 1;
+  const int splits = split_mode == 1 || split_mode == 2 ? (max_len + kAttnSplitTokens - 1) / kAttnSplitTokens : 1;
   DeviceBuffer<__half> dk(keys), dvv(values);
   DeviceBuffer<float> dq(q), out(n * n_head * hd), partial(n * n_head * splits * (hd + 2));
   DeviceBuffer<int32_t> dpos(pos), doff(offs), dtab(tables);
   const float scale = 1.0f / std::sqrt(float(hd));
   double tolerance = 2e-4;
-  if (split_mode == 2) {
-    ASSERT_TRUE(attention_prefill_supported(hd, group));
+  if (split_mode >= 2) {
+    const KvLayout kvl{dk.ptr, dvv.ptr, n_kv, hd, bt};
+    const BatchDevice batch{dpos.ptr, doff.ptr, dtab.ptr};
     std::vector<int32_t> tiles(2 * n);
-    const int n_tiles = attention_prefill_tiles(seq.data(), n, group, tiles.data());
-    const int per_tile = 64 / group;
-    ASSERT_EQ(n_tiles, (70 + per_tile - 1) / per_tile + 3 + (41 + per_tile - 1) / per_tile);
+    int n_tiles = 0;
+    if (split_mode == 2) {
+      ASSERT_TRUE(attention_prefill_supported(hd, group));
+      n_tiles = attention_prefill_tiles(seq.data(), n, group, tiles.data());
+      const int per_tile = 64 / group;
+      ASSERT_EQ(n_tiles, (70 + per_tile - 1) / per_tile + 3 + (41 + per_tile - 1) / per_tile);
+    } else {
+      ASSERT_TRUE(attention_decode_supported(hd, group));
+    }
     DeviceBuffer<int32_t> dtiles(tiles);
-    ASSERT_CUDA(attention_prefill(dq.ptr, {dk.ptr, dvv.ptr, n_kv, hd, bt}, {dpos.ptr, doff.ptr, dtab.ptr},
-                                  dtiles.ptr, n_tiles, n_head, scale, out.ptr, nullptr));
+    auto run = [&](float* o32, Act16Out o16) {
+      return split_mode == 2 ? attention_prefill(dq.ptr, kvl, batch, dtiles.ptr, n_tiles, n_head, scale, o32, nullptr, o16)
+                             : attention_decode(dq.ptr, kvl, batch, n, n_head, scale, o32, nullptr, o16);
+    };
+    ASSERT_CUDA(run(out.ptr, {}));
     // The 16-bit output alone (the o GEMM's input): the fp32 output rounded.
     const int64_t n_vals = int64_t(n) * n_head * hd;
     DeviceBuffer<__nv_bfloat16> o_bf16(n_vals);
     DeviceBuffer<__half> o_f16(n_vals);
-    ASSERT_CUDA(attention_prefill(dq.ptr, {dk.ptr, dvv.ptr, n_kv, hd, bt}, {dpos.ptr, doff.ptr, dtab.ptr},
-                                  dtiles.ptr, n_tiles, n_head, scale, nullptr, nullptr, {o_bf16.ptr, true}));
-    ASSERT_CUDA(attention_prefill(dq.ptr, {dk.ptr, dvv.ptr, n_kv, hd, bt}, {dpos.ptr, doff.ptr, dtab.ptr},
-                                  dtiles.ptr, n_tiles, n_head, scale, nullptr, nullptr, {o_f16.ptr, false}));
+    ASSERT_CUDA(run(nullptr, {o_bf16.ptr, true}));
+    ASSERT_CUDA(run(nullptr, {o_f16.ptr, false}));
     ASSERT_CUDA(cudaDeviceSynchronize());
     const auto f32 = out.download();
     const auto b16 = o_bf16.download();
@@ -574,7 +589,8 @@ TEST_P(CudaAttention, MatchesReferenceSoftmax) {
 }
 
 std::string attn_case_name(const AttnCase& c) {
-  const char* mode = c.splits_mode == 0 ? "_whole" : c.splits_mode == 1 ? "_split" : "_tiles";
+  const char* modes[] = {"_whole", "_split", "_tiles", "_decode"};
+  const char* mode = modes[c.splits_mode];
   return "hd" + std::to_string(c.hd) + "_group" + std::to_string(c.group) + mode;
 }
 
@@ -582,7 +598,8 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CudaAttention,
                          ::testing::Values(AttnCase{64, 3, 0}, AttnCase{64, 3, 1}, AttnCase{128, 4, 0},
                                            AttnCase{128, 4, 1}, AttnCase{32, 1, 1}, AttnCase{256, 8, 0},
                                            AttnCase{128, 4, 2}, AttnCase{64, 3, 2}, AttnCase{64, 1, 2},
-                                           AttnCase{128, 8, 2}),
+                                           AttnCase{128, 8, 2}, AttnCase{128, 4, 3}, AttnCase{64, 3, 3},
+                                           AttnCase{64, 1, 3}, AttnCase{128, 8, 3}),
                          [](const auto& info) { return attn_case_name(info.param); });
 
 TEST(CudaKernels, CopyKvBlock) {

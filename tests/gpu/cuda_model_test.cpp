@@ -319,6 +319,27 @@ TEST(CudaModel, BatchedDecodeGraphsEqualPlainLaunches) {
   }
 }
 
+// Decode batches larger than the GEMV path take attention_decode (one-token
+// entries, keys split over warps); the tile kernel computes the same
+// attention with another order of additions: the logits agree to the
+// reference tolerance, and the top-1 where it is not a near-tie.
+TEST(CudaModel, DecodeBatchAttentionMatchesTheTileKernel) {
+  const Model* m = load("models/gguf/tiny-llama-target-Q8_0.gguf");
+  ASSERT_NE(m, nullptr);
+  const auto tiles = batched_decode_logits(*m, {{"FRUGAL_CUDA_DECODE_ATTN", "0"}});
+  const auto decode = batched_decode_logits(*m, {});
+  ASSERT_EQ(tiles.size(), 6u);
+  ASSERT_EQ(decode.size(), 6u);
+  const size_t nv = m->info().n_vocab;
+  for (size_t step = 0; step < tiles.size(); ++step)
+    for (size_t s = 0; s < 12; ++s) {
+      const std::vector<float> a(tiles[step].begin() + s * nv, tiles[step].begin() + (s + 1) * nv);
+      const std::vector<float> b(decode[step].begin() + s * nv, decode[step].begin() + (s + 1) * nv);
+      for (int32_t t : top_ids(a, 10)) EXPECT_NEAR(b[t], a[t], kLogitTol) << "step " << step << " seq " << s;
+      if (top_gap(a) > kTieGap) EXPECT_EQ(top_ids(b, 1)[0], top_ids(a, 1)[0]) << "step " << step << " seq " << s;
+    }
+}
+
 // Small decode batches (5 sequences) on the GEMM path, as 16-bit models run
 // them (FRUGAL_CUDA_GEMV_TOKENS=1: every step of more than one token), agree
 // with the GEMV path. For 16-bit weights both take 16/32-bit activations:

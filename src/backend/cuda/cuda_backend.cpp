@@ -324,6 +324,7 @@ class CudaContext final : public DeviceContext {
   // FRUGAL_CUDA_GEMV_TOKENS=1..8 overrides it).
   int gemv_max_tokens_ = cuda::kGemvMaxRows;
   bool use_tile_attention_ = true;  // FRUGAL_CUDA_TILE_ATTN=0: the per-entry kernel for every batch
+  bool use_decode_attention_ = true;  // FRUGAL_CUDA_DECODE_ATTN=0: tiles for decode batches too
   bool use_int8_ = true;  // FRUGAL_CUDA_INT8=0: fp32-activation GEMVs only (for comparisons)
   // FRUGAL_CUDA_FUSE=0: one GEMV launch per matrix and a separate activation
   // quantization launch (for comparisons).
@@ -346,6 +347,8 @@ Status CudaContext::init(std::shared_ptr<DeviceModel> weights, const ModelDesc& 
   md_.layers.clear();
   opt_ = o;
   if (const char* g = std::getenv("FRUGAL_CUDA_GRAPHS"); g && std::strcmp(g, "0") == 0) use_graphs_ = false;
+  if (const char* g = std::getenv("FRUGAL_CUDA_DECODE_ATTN"); g && std::strcmp(g, "0") == 0)
+    use_decode_attention_ = false;
   if (const char* g = std::getenv("FRUGAL_CUDA_TILE_ATTN"); g && std::strcmp(g, "0") == 0) use_tile_attention_ = false;
   if (const char* g = std::getenv("FRUGAL_CUDA_FUSE"); g && std::strcmp(g, "0") == 0) use_fusion_ = false;
   if (const char* g = std::getenv("FRUGAL_CUDA_SWIGLU_GEMV"); g && std::strcmp(g, "0") == 0) use_swiglu_gemv_ = false;
@@ -638,6 +641,14 @@ Status CudaContext::attend(int layer, int n, int splits, const cuda::Q8Out& q8, 
   const cuda::BatchDevice batch{ds_.pos, ds_.table_offset, ds_.tables};
   if (n_attn_tiles_ > 0) {
     // With out16 only the 16-bit copy is written: the o GEMM's input.
+    const int group = md_.n_head / md_.n_head_kv;
+    if (n_attn_tiles_ == n && use_decode_attention_ && cuda::attention_decode_supported(md_.head_dim, group)) {
+      // Every entry its own tile (a decode batch): warps split the keys instead.
+      CUDA_TRY(cuda::attention_decode(q_, kv_layout(layer), batch, n, md_.n_head, scale, out16.data ? nullptr : attn_,
+                                      stream_, out16),
+               "attention (decode batch)");
+      return Status::Ok();
+    }
     CUDA_TRY(cuda::attention_prefill(q_, kv_layout(layer), batch, ds_.attn_tiles, n_attn_tiles_, md_.n_head, scale,
                                      out16.data ? nullptr : attn_, stream_, out16),
              "attention (tiles)");
@@ -753,9 +764,10 @@ Status CudaContext::forward(const StepInput& in, float* x_out, StepOutput* out) 
   FRUGAL_RETURN_IF_ERROR(up(ds_.out_rows, hs_.out_rows, n * sizeof(int32_t)));
   FRUGAL_RETURN_IF_ERROR(up(ds_.tables, hs_.tables, n_tables * sizeof(int32_t)));
   // Prefill and large batches: attention in tiles of one sequence's entries
-  // on tensor cores. Small decode batches keep the per-entry kernel (split
-  // over positions up to kMaxSplitBatch entries) even where their weights
-  // take the GEMM path.
+  // on tensor cores (a batch whose tiles are all single entries then takes
+  // attention_decode, see attend()). Small decode batches keep the per-entry
+  // kernel (split over positions up to kMaxSplitBatch entries) even where
+  // their weights take the GEMM path.
   n_attn_tiles_ = 0;
   const int group = md_.n_head / md_.n_head_kv;
   if (n > cuda::kGemvMaxRows && use_tile_attention_ && cuda::attention_prefill_supported(md_.head_dim, group)) {
@@ -765,9 +777,9 @@ Status CudaContext::forward(const StepInput& in, float* x_out, StepOutput* out) 
   CUDA_TRY(cudaMemcpyAsync(x_, ds_.x, n * d * sizeof(float), cudaMemcpyDeviceToDevice, stream_), "input copy");
   times_.mark(StepTimes::kUploaded, stream_);
 
-  // Tiles for large batches: splitting a decode batch's keys over blocks
-  // (per-entry kernel + merge) measured slower at 64 sequences of 128-256
-  // positions (7.8 vs 7.45 ms of kernels per step).
+  // Large batches do not split: the per-entry kernel split over blocks and
+  // merged measured 50 us per layer at 64 sequences of 128-256 positions,
+  // against 27 for tiles and 22 for attention_decode.
   const int splits =
       n <= kMaxSplitBatch ? std::min(max_splits_, (max_len + cuda::kAttnSplitTokens - 1) / cuda::kAttnSplitTokens) : 1;
   const int out_count = opt_.output_on_device ? n_out : 0;

@@ -9,6 +9,8 @@
 //
 // Prefill and large batches take attention_prefill(): tiles of consecutive
 // entries of one sequence, scores and the value product on tensor cores.
+// Large batches of one-token entries (decode) take attention_decode(): the
+// same products with keys and values loaded straight into the fragments.
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cuda_kernels.h"
 
@@ -489,6 +491,171 @@ __global__ void __launch_bounds__(kTileThreads, 2)
     for (int i = 0; i < kDimTiles; ++i) store_pair(r_hi, i * 8 + 2 * t, o[i][2] / l_hi, o[i][3] / l_hi);
 }
 
+
+// One-token entries of a large decode batch (group <= kMaxGroup query heads
+// per kv head). The tile kernel gives such an entry a whole block whose
+// warps mostly copy keys for one warp's products; here each of the block's
+// warps takes every fourth run of kDecodeKeys positions and loads its keys
+// and values from global memory straight into tensor-core fragments (no
+// shared-memory staging, no barriers in the loop), and the warps' softmax
+// states are merged at the end. Fragment order, with lane = 4 * g + t:
+// - scores: rows are the query heads (rows >= group and 8..15 are zeros);
+//   the dot product's 16 dims of k-step 2i + h are, for lane t, dims
+//   32i + 8t + 4h + {0..3}, so each lane's share of a key row is four
+//   16-byte loads, the same permutation applied to the query fragments;
+// - values: n-tile i's column g is dim kLaneDims * g + i, so lane g reads
+//   kLaneDims contiguous dims of each of its four key rows and pairs rows
+//   with byte permutes; the output then sits in lane t as dims
+//   kLaneDims * 2t + i and kLaneDims * (2t + 1) + i.
+constexpr int kDecodeWarps = 4;
+constexpr int kDecodeKeys = 16;  // keys per warp step: two score n-tiles, one value k-step
+
+template <int kWords>
+__device__ __forceinline__ uint32_t word_of(const uint4 (&v)[kWords], int w) {
+  const uint4& u = v[w / 4];
+  return w % 4 == 0 ? u.x : w % 4 == 1 ? u.y : w % 4 == 2 ? u.z : u.w;
+}
+
+// The explicit minimum of one block per multiprocessor lets the compiler
+// keep a whole run's loads in registers (176 of them for D = 128) and issue
+// them together; left to its default it used 154 and the kernel took 31
+// instead of 22 us on a 64-sequence decode step.
+template <int D>
+__global__ void __launch_bounds__(kDecodeWarps * 32, 1)
+    attention_decode_kernel(const float* __restrict__ q, KvLayout kv, BatchDevice batch, int n_head, float scale,
+                            float* __restrict__ out, Act16Out out16) {
+  constexpr int kKWords = D / 32;    // 16-byte loads per lane per key row
+  constexpr int kLaneDims = D / 8;   // value dims per lane group
+  constexpr int kVWords = D / 64;    // 16-byte loads per lane per value row
+  constexpr int kDimTiles = D / 8;
+  __shared__ float sm_o[kDecodeWarps][kMaxGroup][D];
+  __shared__ float sm_m[kDecodeWarps][kMaxGroup], sm_l[kDecodeWarps][kMaxGroup];
+  pdl_enter();
+  const int e = blockIdx.x, kvh = blockIdx.y;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const int group = n_head / kv.n_head_kv;
+  const int pos = batch.pos[e];
+  const int32_t* table = batch.tables + batch.table_offset[e];
+  const int bt = kv.block_tokens;
+
+  uint32_t qa[D / 16][2];  // (a0, a2) of each k-step; a1 and a3 (rows 8..15) are zero
+  {
+    const float* qr = q + (static_cast<int64_t>(e) * n_head + kvh * group + g) * D;
+#pragma unroll
+    for (int i = 0; i < D / 32; ++i) {
+      float4 a = make_float4(0.f, 0.f, 0.f, 0.f), b = a;
+      if (g < group) {
+        a = *reinterpret_cast<const float4*>(qr + 32 * i + 8 * t);
+        b = *reinterpret_cast<const float4*>(qr + 32 * i + 8 * t + 4);
+      }
+      qa[2 * i][0] = pack_half2(a.x * scale, a.y * scale), qa[2 * i][1] = pack_half2(a.z * scale, a.w * scale);
+      qa[2 * i + 1][0] = pack_half2(b.x * scale, b.y * scale), qa[2 * i + 1][1] = pack_half2(b.z * scale, b.w * scale);
+    }
+  }
+  float o[kDimTiles][4];
+#pragma unroll
+  for (int i = 0; i < kDimTiles; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
+  float m = kEmptyMax, l = 0.0f;
+  // Positions past the entry's own read its last row instead (their scores
+  // are masked): the table has no block for them.
+  auto row_at = [&](const __half* base, int p) {
+    p = min(p, pos);
+    return reinterpret_cast<const uint4*>(
+        base + ((static_cast<int64_t>(table[p / bt]) * kv.n_head_kv + kvh) * bt + p % bt) * D);
+  };
+  const int vkey[4] = {2 * t, 2 * t + 1, 2 * t + 8, 2 * t + 9};
+  struct KeyRun {
+    uint4 k[2][kKWords], v[4][kVWords];
+  };
+  auto fetch = [&](int k0, KeyRun& run) {
+#pragma unroll
+    for (int nt = 0; nt < 2; ++nt) {
+      const uint4* p = row_at(kv.keys, k0 + 8 * nt + g);
+#pragma unroll
+      for (int i = 0; i < kKWords; ++i) run.k[nt][i] = p[4 * i + t];
+    }
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+      const uint4* p = row_at(kv.values, k0 + vkey[r]);
+#pragma unroll
+      for (int j = 0; j < kVWords; ++j) run.v[r][j] = p[kVWords * g + j];
+    }
+  };
+  auto attend = [&](int k0, const KeyRun& run) {
+    float s[2][4];
+#pragma unroll
+    for (int nt = 0; nt < 2; ++nt) {
+      s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+#pragma unroll
+      for (int i = 0; i < kKWords; ++i) {
+        const uint32_t a0[4] = {qa[2 * i][0], 0u, qa[2 * i][1], 0u}, a1[4] = {qa[2 * i + 1][0], 0u, qa[2 * i + 1][1], 0u};
+        mma_16816(s[nt], a0, run.k[nt][i].x, run.k[nt][i].y);
+        mma_16816(s[nt], a1, run.k[nt][i].z, run.k[nt][i].w);
+      }
+    }
+    float mx = m;
+#pragma unroll
+    for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+        if (k0 + 8 * nt + 2 * t + j > pos) s[nt][j] = kEmptyMax;
+        mx = fmaxf(mx, s[nt][j]);
+      }
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    const float corr = __expf(m - mx);
+    m = mx;
+    float sum = 0.0f;
+#pragma unroll
+    for (int nt = 0; nt < 2; ++nt) {
+      s[nt][0] = __expf(s[nt][0] - m), s[nt][1] = __expf(s[nt][1] - m);
+      sum += s[nt][0] + s[nt][1];
+    }
+    l = l * corr + sum;  // this lane's share; the quad is summed at the end
+    const uint32_t pa[4] = {pack_half2(s[0][0], s[0][1]), 0u, pack_half2(s[1][0], s[1][1]), 0u};
+#pragma unroll
+    for (int i = 0; i < kDimTiles; ++i) {
+      o[i][0] *= corr, o[i][1] *= corr;
+      const unsigned sel = i % 2 ? 0x7632u : 0x5410u;  // high or low halves of a word of two rows
+      const uint32_t b0 = __byte_perm(word_of(run.v[0], i / 2), word_of(run.v[1], i / 2), sel);
+      const uint32_t b1 = __byte_perm(word_of(run.v[2], i / 2), word_of(run.v[3], i / 2), sel);
+      mma_16816(o[i], pa, b0, b1);
+    }
+  };
+  for (int k0 = warp * kDecodeKeys; k0 <= pos; k0 += kDecodeWarps * kDecodeKeys) {
+    KeyRun run;
+    fetch(k0, run);
+    attend(k0, run);
+  }
+  l += __shfl_xor_sync(0xffffffffu, l, 1);
+  l += __shfl_xor_sync(0xffffffffu, l, 2);
+  if (g < group) {
+#pragma unroll
+    for (int i = 0; i < kDimTiles; ++i) {
+      sm_o[warp][g][kLaneDims * 2 * t + i] = o[i][0];
+      sm_o[warp][g][kLaneDims * (2 * t + 1) + i] = o[i][1];
+    }
+    if (t == 0) sm_m[warp][g] = m, sm_l[warp][g] = l;
+  }
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < group * D / 2; idx += blockDim.x) {
+    const int r = idx / (D / 2), d = 2 * (idx % (D / 2));
+    float mx = kEmptyMax;
+#pragma unroll
+    for (int w = 0; w < kDecodeWarps; ++w) mx = fmaxf(mx, sm_m[w][r]);
+    float sum = 0.0f, a0 = 0.0f, a1 = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kDecodeWarps; ++w) {
+      const float f = __expf(sm_m[w][r] - mx);
+      sum += sm_l[w][r] * f;
+      a0 += sm_o[w][r][d] * f;
+      a1 += sm_o[w][r][d + 1] * f;
+    }
+    const int64_t at = (static_cast<int64_t>(e) * n_head + kvh * group + r) * D + d;
+    if (out) *reinterpret_cast<float2*>(out + at) = make_float2(a0 / sum, a1 / sum);
+    if (out16.data) store2_16(out16, at / 2, a0 / sum, a1 / sum);
+  }
+}
 }  // namespace
 
 int attention_prefill_tiles(const int32_t* seq_of_entry, int n_entries, int group, int32_t* tiles) {
@@ -533,6 +700,25 @@ cudaError_t attention_prefill(const float* q, const KvLayout& kv, const BatchDev
                          batch, tiles, n_head, group, scale, out, out16);
   return launch_kernel(attention_prefill_kernel<128>, grid, kTileThreads, attention_tile_smem<128>(), stream, q, kv,
                        batch, tiles, n_head, group, scale, out, out16);
+}
+
+bool attention_decode_supported(int head_dim, int group) {
+  return (head_dim == 64 || head_dim == 128) && group >= 1 && group <= kMaxGroup;
+}
+
+cudaError_t attention_decode(const float* q, const KvLayout& kv, const BatchDevice& batch, int n_entries, int n_head,
+                             float scale, float* out, cudaStream_t stream, Act16Out out16) {
+  if (n_entries <= 0) return cudaSuccess;
+  if (kv.n_head_kv <= 0 || n_head % kv.n_head_kv != 0 ||
+      !attention_decode_supported(kv.head_dim, n_head / kv.n_head_kv))
+    return cudaErrorInvalidValue;
+  if (out == nullptr && out16.data == nullptr) return cudaErrorInvalidValue;
+  const dim3 grid(n_entries, kv.n_head_kv);
+  if (kv.head_dim == 64)
+    return launch_kernel(attention_decode_kernel<64>, grid, kDecodeWarps * 32, 0, stream, q, kv, batch, n_head, scale,
+                         out, out16);
+  return launch_kernel(attention_decode_kernel<128>, grid, kDecodeWarps * 32, 0, stream, q, kv, batch, n_head, scale,
+                       out, out16);
 }
 
 bool attention_head_dim_supported(int head_dim) {

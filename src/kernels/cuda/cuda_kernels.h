@@ -193,6 +193,15 @@ cudaError_t attention_prefill(const float* q, const KvLayout& kv, const BatchDev
                               int n_tiles, int n_head, float scale, float* out, cudaStream_t stream,
                               Act16Out out16 = {});
 
+// The same attention for a batch of one-token entries (decode; each entry
+// attends to its own sequence's positions [0, pos]): one block per (entry,
+// kv head), keys and values read straight into tensor-core fragments. fp16
+// queries and probabilities, fp32 accumulation, outputs as attention_prefill.
+// Head sizes 64 and 128, up to 8 query heads per kv head.
+bool attention_decode_supported(int head_dim, int group);
+cudaError_t attention_decode(const float* q, const KvLayout& kv, const BatchDevice& batch, int n_entries, int n_head,
+                             float scale, float* out, cudaStream_t stream, Act16Out out16 = {});
+
 // True when attention() has a kernel for this head size.
 bool attention_head_dim_supported(int head_dim);
 
