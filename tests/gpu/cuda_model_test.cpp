@@ -330,6 +330,7 @@ TEST(CudaModel, DecodeBatchAttentionMatchesTheTileKernel) {
   const auto decode = batched_decode_logits(*m, {});
   ASSERT_EQ(tiles.size(), 6u);
   ASSERT_EQ(decode.size(), 6u);
+  EXPECT_NE(tiles, decode) << "bit-equal logits: the switch did not change the kernel";
   const size_t nv = m->info().n_vocab;
   for (size_t step = 0; step < tiles.size(); ++step)
     for (size_t s = 0; s < 12; ++s) {

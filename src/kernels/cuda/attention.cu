@@ -491,7 +491,6 @@ __global__ void __launch_bounds__(kTileThreads, 2)
     for (int i = 0; i < kDimTiles; ++i) store_pair(r_hi, i * 8 + 2 * t, o[i][2] / l_hi, o[i][3] / l_hi);
 }
 
-
 // One-token entries of a large decode batch (group <= kMaxGroup query heads
 // per kv head). The tile kernel gives such an entry a whole block whose
 // warps mostly copy keys for one warp's products; here each of the block's
@@ -500,9 +499,9 @@ __global__ void __launch_bounds__(kTileThreads, 2)
 // shared-memory staging, no barriers in the loop), and the warps' softmax
 // states are merged at the end. Fragment order, with lane = 4 * g + t:
 // - scores: rows are the query heads (rows >= group and 8..15 are zeros);
-//   the dot product's 16 dims of k-step 2i + h are, for lane t, dims
-//   32i + 8t + 4h + {0..3}, so each lane's share of a key row is four
-//   16-byte loads, the same permutation applied to the query fragments;
+//   k-step 2i + h takes dims 32i + 8t + 4h + {0..3} from lane t (a
+//   permutation of the head dimensions, the same for the query fragments),
+//   so each lane's share of a key row is four 16-byte loads;
 // - values: n-tile i's column g is dim kLaneDims * g + i, so lane g reads
 //   kLaneDims contiguous dims of each of its four key rows and pairs rows
 //   with byte permutes; the output then sits in lane t as dims
@@ -656,6 +655,7 @@ __global__ void __launch_bounds__(kDecodeWarps * 32, 1)
     if (out16.data) store2_16(out16, at / 2, a0 / sum, a1 / sum);
   }
 }
+
 }  // namespace
 
 int attention_prefill_tiles(const int32_t* seq_of_entry, int n_entries, int group, int32_t* tiles) {
