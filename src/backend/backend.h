@@ -78,8 +78,8 @@ struct StepInput {
   const void* table_owner = nullptr;
 };
 
-// Host memory a device uploads a step's inputs from (pinned), sized for
-// max_batch_tokens entries; null where the device has none.
+// Host memory a device uploads a step's inputs from (pinned), laid out for a
+// step of a given number of tokens; null where the device has none.
 struct StepStaging {
   float* x = nullptr;
   float* rope_cos = nullptr;
@@ -89,9 +89,9 @@ struct StepStaging {
 class DeviceContext {
  public:
   virtual ~DeviceContext() = default;
-  // Where the caller may build the next step's inputs (StepInput's x and
-  // RoPE tables may then point there, and no copy is made).
-  virtual StepStaging staging() { return {}; }
+  // Where the caller may build the inputs of a next step of n_tokens entries
+  // (StepInput's x and RoPE tables may then point there, and no copy is made).
+  virtual StepStaging staging(int /*n_tokens*/) { return {}; }
   // Runs the device layers. With output_on_device, `out` views n_vocab
   // floats per entry that wants logits (rows of argmax_only entries may be
   // left unfilled when out->argmax holds every row's argmax), in host memory

@@ -331,7 +331,7 @@ Expected<StepOutput> InferenceContext::step(std::span<const BatchEntry> batch) {
   const bool output_on_device = c.gpu_layers == hp.n_layer;
   // With every layer on the device the inputs go straight into the memory it
   // uploads from (no CPU layer reads them here).
-  const backend::StepStaging staging = output_on_device ? c.device->staging() : backend::StepStaging{};
+  const backend::StepStaging staging = output_on_device ? c.device->staging(static_cast<int>(n)) : backend::StepStaging{};
   float* x_in = staging.x ? staging.x : b.x.data();
   float* cos_in = staging.x ? staging.rope_cos : b.rope_cos.data();
   float* sin_in = staging.x ? staging.rope_sin : b.rope_sin.data();

@@ -128,14 +128,39 @@ class CudaModel final : public DeviceModel {
   DeviceMatrix output;
 };
 
-// Host-side staging of one step's inputs (pinned) and its device twin, at
-// fixed offsets so captured graphs keep reading the same addresses.
+// Host-side staging of one step's inputs (pinned) and its device twin. The
+// pieces of an n-token step lie back to back from the region's start (the
+// block tables last), so one copy uploads them all; the layout depends on n
+// alone, so a graph captured for n keeps reading the right addresses. The
+// device region's x is the residual stream itself (x_).
 struct StepBuffers {
   float *x = nullptr, *cos = nullptr, *sin = nullptr;
-  int32_t *pos = nullptr, *table_offset = nullptr, *out_rows = nullptr, *tables = nullptr;
+  int32_t *pos = nullptr, *table_offset = nullptr, *out_rows = nullptr;
   int32_t* attn_tiles = nullptr;  // (first entry, count) pairs for attention_prefill
   int32_t* argmax = nullptr;      // per logits row (device greedy sampling)
+  int32_t* tables = nullptr;      // the sequences' block tables, concatenated
 };
+
+// The pieces of an n-token step from `base` (null: sizes only); returns the
+// bytes before the tables.
+uint64_t carve_step(void* base, int64_t n, int64_t d, int half, StepBuffers& s) {
+  uint64_t used = 0;
+  auto take = [&](uint64_t bytes) {
+    void* p = base ? static_cast<uint8_t*>(base) + used : nullptr;
+    used += align_up(bytes);
+    return p;
+  };
+  s.x = static_cast<float*>(take(n * d * sizeof(float)));
+  s.cos = static_cast<float*>(take(n * half * sizeof(float)));
+  s.sin = static_cast<float*>(take(n * half * sizeof(float)));
+  s.pos = static_cast<int32_t*>(take(n * 4));
+  s.table_offset = static_cast<int32_t*>(take(n * 4));
+  s.out_rows = static_cast<int32_t*>(take(n * 4));
+  s.attn_tiles = static_cast<int32_t*>(take(n * 8));
+  s.argmax = static_cast<int32_t*>(take(n * 4));
+  s.tables = static_cast<int32_t*>(take(0));
+  return used;
+}
 
 // 8-bit quants of a matmul input (cuda::quantize_activations_q8), or none.
 struct Q8Input {
@@ -146,6 +171,9 @@ struct Q8Input {
 // FRUGAL_CUDA_STEP_TIMES=1: where a step's time goes, per batch size, printed
 // to stderr when the context closes: host staging, the uploads, the kernels
 // (CUDA events on the stream) and the output download plus the final wait.
+// FRUGAL_CUDA_STEP_TIMES=2 also prints one line per step, with the host time
+// spent launching its kernels (or capturing and replaying its graph) and the
+// caller's time before it.
 class StepTimes {
  public:
   enum Mark { kStart, kUploaded, kComputed, kDone, kMarks };
@@ -158,7 +186,9 @@ class StepTimes {
     for (cudaEvent_t e : events_) cudaEventDestroy(e);
   }
   bool init() {
-    if (const char* v = std::getenv("FRUGAL_CUDA_STEP_TIMES"); !v || std::strcmp(v, "1") != 0) return false;
+    const char* v = std::getenv("FRUGAL_CUDA_STEP_TIMES");
+    if (!v || (std::strcmp(v, "1") != 0 && std::strcmp(v, "2") != 0)) return false;
+    per_step_ = v[0] == '2';
     for (cudaEvent_t& e : events_)
       if (cudaEventCreate(&e) != cudaSuccess) return false;
     return true;
@@ -167,24 +197,36 @@ class StepTimes {
   void begin() {
     if (!on()) return;
     host_start_ = std::chrono::steady_clock::now();
-    if (host_end_) gap_ms_ += std::chrono::duration<double, std::milli>(host_start_ - *host_end_).count(), ++gaps_;
+    last_gap_ms_ = host_end_ ? std::chrono::duration<double, std::milli>(host_start_ - *host_end_).count() : 0.0;
+    if (host_end_) gap_ms_ += last_gap_ms_, ++gaps_;
   }
   void mark(Mark m, cudaStream_t s) {
     if (!on()) return;
     if (m == kStart) host_staged_ = std::chrono::steady_clock::now();
+    if (m == kUploaded) host_launch_ = std::chrono::steady_clock::now();
+    if (m == kComputed) host_launched_ = std::chrono::steady_clock::now();
     cudaEventRecord(events_[m], s);
   }
   // After the step's final synchronisation.
-  void end(int n) {
+  // `how`: "plain", "capture" or "replay".
+  void end(int n, const char* how) {
     if (!on()) return;
     Sum& t = sums_[n];
     ++t.count;
-    t.ms[0] += std::chrono::duration<double, std::milli>(host_staged_ - host_start_).count();
+    double ms[kMarks] = {std::chrono::duration<double, std::milli>(host_staged_ - host_start_).count()};
     for (int m = kStart; m + 1 < kMarks; ++m) {
-      float ms = 0;
-      cudaEventElapsedTime(&ms, events_[m], events_[m + 1]);
-      t.ms[m + 1] += ms;
+      float e = 0;
+      cudaEventElapsedTime(&e, events_[m], events_[m + 1]);
+      ms[m + 1] = e;
     }
+    for (int m = 0; m < kMarks; ++m) t.ms[m] += ms[m];
+    if (per_step_)
+      std::fprintf(stderr,
+                   "cuda step %ld: %d tokens %s, ms: before %.3f staging %.3f upload %.3f kernels %.3f (host launch "
+                   "%.3f) download %.3f\n",
+                   steps_, n, how, last_gap_ms_, ms[0], ms[1], ms[2],
+                   std::chrono::duration<double, std::milli>(host_launched_ - host_launch_).count(), ms[3]);
+    ++steps_;
     host_end_ = std::chrono::steady_clock::now();
   }
 
@@ -194,7 +236,10 @@ class StepTimes {
     double ms[4] = {};
   };
   cudaEvent_t events_[kMarks] = {};
-  std::chrono::steady_clock::time_point host_start_, host_staged_;
+  std::chrono::steady_clock::time_point host_start_, host_staged_, host_launch_, host_launched_;
+  bool per_step_ = false;
+  long steps_ = 0;
+  double last_gap_ms_ = 0;
   std::optional<std::chrono::steady_clock::time_point> host_end_;  // of the previous step
   double gap_ms_ = 0;  // the caller's time between steps (scheduling, sampling, embeddings)
   long gaps_ = 0;
@@ -213,7 +258,12 @@ class CudaContext final : public DeviceContext {
 
   Status init(std::shared_ptr<DeviceModel> weights, const ModelDesc& md, const DeviceContextOptions& o);
   Status forward(const StepInput& in, float* x_out, StepOutput* out) override;
-  StepStaging staging() override { return {hs_.x, hs_.cos, hs_.sin}; }
+  StepStaging staging(int n_tokens) override {
+    if (n_tokens < 1 || n_tokens > opt_.max_batch_tokens) return {};
+    StepBuffers s;
+    carve_step(host_, n_tokens, md_.n_embd, md_.n_rot / 2, s);
+    return {s.x, s.cos, s.sin};
+  }
   Status copy_kv_block(int32_t from, int32_t to) override {
     for (int l = 0; l < opt_.n_layers; ++l)
       CUDA_TRY(cuda::copy_kv_block(kv_layout(l), from, to, stream_), "KV block copy");
@@ -295,7 +345,8 @@ class CudaContext final : public DeviceContext {
   int64_t wscratch_elems_ = 0;
   int max_splits_ = 1;
   int blocks_per_seq_ = 0;
-  void* host_ = nullptr;
+  void* host_ = nullptr;     // pinned staging region
+  void* dev_step_ = nullptr;  // its device twin; starts with x_
   // Pinned rows of the step's logits (grown on demand: most steps want one
   // row per sequence, not one per batch entry). Downloads into pageable memory
   // went at a fraction of the bus's speed.
@@ -394,12 +445,13 @@ Status CudaContext::init(std::shared_ptr<DeviceModel> weights, const ModelDesc& 
   const uint64_t logits_elems = o.output_on_device ? uint64_t(n) * md.n_vocab : 0;
   const uint64_t f = sizeof(float);
   const uint64_t q8_elems = uint64_t(std::min<int64_t>(n, gemv_max_tokens_)) * widest;
-  const uint64_t step_bytes = align_up(n * d * f) + 2 * align_up(n * half * f) + 4 * align_up(n * 4) + align_up(n * 8) +
-                              align_up(uint64_t(o.max_sequences) * blocks_per_seq_ * 4);
+  StepBuffers unused;
+  const uint64_t step_bytes =
+      carve_step(nullptr, n, d, half, unused) + align_up(uint64_t(o.max_sequences) * blocks_per_seq_ * 4);
   const uint64_t gemm_bytes = needs_gemm ? align_up(n * widest * 2) + align_up(kCublasWorkspaceBytes) +
                                               align_up(n * (qd + 2 * kvd) * f)
                                         : 0;
-  uint64_t total = 2 * align_up(kv_elems * 2) + 2 * align_up(n * d * f) + align_up(n * qd * f) * 2 +
+  uint64_t total = 2 * align_up(kv_elems * 2) + align_up(n * d * f) + align_up(n * qd * f) * 2 +
                    2 * align_up(n * kvd * f) + align_up(2 * n * md.n_ff * f) + align_up(partial_elems * f) +
                    align_up(logits_elems * f) + gemm_bytes + align_up(wscratch_elems_ * 2) + align_up(q8_elems) +
                    align_up(q8_elems / 32 * f) + step_bytes;
@@ -408,7 +460,8 @@ Status CudaContext::init(std::shared_ptr<DeviceModel> weights, const ModelDesc& 
   values_ = static_cast<__half*>(arena_.take(kv_elems * 2));
   CUDA_TRY(cudaMemsetAsync(keys_, 0, kv_elems * 2, stream_), "KV cache clear");
   CUDA_TRY(cudaMemsetAsync(values_, 0, kv_elems * 2, stream_), "KV cache clear");
-  x_ = static_cast<float*>(arena_.take(n * d * f));
+  dev_step_ = arena_.take(step_bytes);
+  x_ = static_cast<float*>(dev_step_);  // every step layout's x
   h_ = static_cast<float*>(arena_.take(n * d * f));
   q_ = static_cast<float*>(arena_.take(n * qd * f));
   attn_ = static_cast<float*>(arena_.take(n * qd * f));
@@ -429,25 +482,7 @@ Status CudaContext::init(std::shared_ptr<DeviceModel> weights, const ModelDesc& 
   }
   act_q8_ = static_cast<int8_t*>(arena_.take(q8_elems));
   act_q8_scale_ = static_cast<float*>(arena_.take(q8_elems / 32 * f));
-  auto carve = [&](auto take, StepBuffers& s) {
-    s.x = static_cast<float*>(take(n * d * f));
-    s.cos = static_cast<float*>(take(n * half * f));
-    s.sin = static_cast<float*>(take(n * half * f));
-    s.pos = static_cast<int32_t*>(take(n * 4));
-    s.table_offset = static_cast<int32_t*>(take(n * 4));
-    s.out_rows = static_cast<int32_t*>(take(n * 4));
-    s.attn_tiles = static_cast<int32_t*>(take(n * 8));
-    s.argmax = static_cast<int32_t*>(take(n * 4));
-    s.tables = static_cast<int32_t*>(take(uint64_t(o.max_sequences) * blocks_per_seq_ * 4));
-  };
-  carve([&](uint64_t b) { return arena_.take(b); }, ds_);
   CUDA_TRY(cudaHostAlloc(&host_, step_bytes, cudaHostAllocDefault), "pinned staging allocation");
-  uint64_t used = 0;
-  carve([&](uint64_t b) {
-    void* p = static_cast<uint8_t*>(host_) + used;
-    used += align_up(b);
-    return p;
-  }, hs_);
   seq_offset_.assign(o.max_sequences, -1);
   entry_seq_.assign(n, 0);
   // One row per sequence up front: a decode step's logits.
@@ -724,6 +759,8 @@ Status CudaContext::forward(const StepInput& in, float* x_out, StepOutput* out) 
   const int half = md_.n_rot / 2;
   const int bt = opt_.kv_block_tokens;
   times_.begin();
+  const uint64_t tables_at = carve_step(host_, n, d, half, hs_);
+  carve_step(dev_step_, n, d, half, ds_);
 
   // Stage the inputs: embeddings, rope tables, positions, block tables.
   std::fill(seq_offset_.begin(), seq_offset_.end(), -1);
@@ -749,20 +786,10 @@ Status CudaContext::forward(const StepInput& in, float* x_out, StepOutput* out) 
     if (be.want_logits) hs_.out_rows[n_out++] = e;
     max_len = std::max(max_len, be.pos + 1);
   }
-  if (in.x != hs_.x) std::memcpy(hs_.x, in.x, n * d * sizeof(float));
-  if (in.rope_cos != hs_.cos) std::memcpy(hs_.cos, in.rope_cos, size_t(n) * half * sizeof(float));
-  if (in.rope_sin != hs_.sin) std::memcpy(hs_.sin, in.rope_sin, size_t(n) * half * sizeof(float));
-  auto up = [&](void* dst, const void* src, size_t bytes) {
-    return cuda_status(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_), "input upload");
-  };
-  times_.mark(StepTimes::kStart, stream_);
-  FRUGAL_RETURN_IF_ERROR(up(ds_.x, hs_.x, n * d * sizeof(float)));
-  FRUGAL_RETURN_IF_ERROR(up(ds_.cos, hs_.cos, size_t(n) * half * sizeof(float)));
-  FRUGAL_RETURN_IF_ERROR(up(ds_.sin, hs_.sin, size_t(n) * half * sizeof(float)));
-  FRUGAL_RETURN_IF_ERROR(up(ds_.pos, hs_.pos, n * sizeof(int32_t)));
-  FRUGAL_RETURN_IF_ERROR(up(ds_.table_offset, hs_.table_offset, n * sizeof(int32_t)));
-  FRUGAL_RETURN_IF_ERROR(up(ds_.out_rows, hs_.out_rows, n * sizeof(int32_t)));
-  FRUGAL_RETURN_IF_ERROR(up(ds_.tables, hs_.tables, n_tables * sizeof(int32_t)));
+  // memmove: inputs staged by the caller (staging()) for this n are in place.
+  if (in.x != hs_.x) std::memmove(hs_.x, in.x, n * d * sizeof(float));
+  if (in.rope_cos != hs_.cos) std::memmove(hs_.cos, in.rope_cos, size_t(n) * half * sizeof(float));
+  if (in.rope_sin != hs_.sin) std::memmove(hs_.sin, in.rope_sin, size_t(n) * half * sizeof(float));
   // Prefill and large batches: attention in tiles of one sequence's entries
   // on tensor cores (a batch whose tiles are all single entries then takes
   // attention_decode, see attend()). Small decode batches keep the per-entry
@@ -772,9 +799,12 @@ Status CudaContext::forward(const StepInput& in, float* x_out, StepOutput* out) 
   const int group = md_.n_head / md_.n_head_kv;
   if (n > cuda::kGemvMaxRows && use_tile_attention_ && cuda::attention_prefill_supported(md_.head_dim, group)) {
     n_attn_tiles_ = cuda::attention_prefill_tiles(entry_seq_.data(), n, group, hs_.attn_tiles);
-    FRUGAL_RETURN_IF_ERROR(up(ds_.attn_tiles, hs_.attn_tiles, size_t(n_attn_tiles_) * 2 * sizeof(int32_t)));
   }
-  CUDA_TRY(cudaMemcpyAsync(x_, ds_.x, n * d * sizeof(float), cudaMemcpyDeviceToDevice, stream_), "input copy");
+  // Every input in one copy (each copy costs the stream a few microseconds);
+  // the device x is x_ itself.
+  times_.mark(StepTimes::kStart, stream_);
+  CUDA_TRY(cudaMemcpyAsync(dev_step_, host_, tables_at + n_tables * sizeof(int32_t), cudaMemcpyHostToDevice, stream_),
+           "input upload");
   times_.mark(StepTimes::kUploaded, stream_);
 
   // Large batches do not split: the per-entry kernel split over blocks and
@@ -794,6 +824,7 @@ Status CudaContext::forward(const StepInput& in, float* x_out, StepOutput* out) 
     if (graph->seen < 2) ++graph->seen;
     if (graph->seen < 2) graph = nullptr;
   }
+  const char* how = graph ? (graph->exec ? "replay" : "capture") : "plain";
   if (graph) {
     if (!graph->exec) {
       CUDA_TRY(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "graph capture");
@@ -845,7 +876,7 @@ Status CudaContext::forward(const StepInput& in, float* x_out, StepOutput* out) 
   }
   times_.mark(StepTimes::kDone, stream_);
   CUDA_TRY(cudaStreamSynchronize(stream_), "forward step");
-  times_.end(n);
+  times_.end(n, how);
   return Status::Ok();
 }
 
