@@ -361,15 +361,22 @@ class CudaContext final : public DeviceContext {
       if (g.exec) cudaGraphExecDestroy(g.exec);
     graphs_.clear();
   }
-  // A step shape's graph is captured the second time the shape comes: a
-  // steady decode batch repeats its shape every step, a one-off chunk of a
-  // prompt does not pay for a capture.
+  // A step shape's graph is captured when the shape comes in two steps in a
+  // row: a steady decode batch repeats its shape every step, while the sizes
+  // of a batch that shrinks (or grows) as sequences finish (or join) come
+  // once each. A capture stalls the GPU for the capture and instantiation
+  // (~5 ms for a Llama-3-8B step, about the step's own kernel time), which a
+  // shape seen once more much later never earns back. Once captured, a shape
+  // replays whenever it comes.
   struct StepGraph {
     cudaGraphExec_t exec = nullptr;
-    int seen = 0;
   };
   std::map<uint64_t, StepGraph> graphs_;
+  uint64_t last_key_ = ~uint64_t{0};  // the previous step's shape (~0: not graphable)
   bool use_graphs_ = true;
+  // FRUGAL_CUDA_GRAPH_ON_REPEAT=1: capture a shape the second time it comes,
+  // in a row or not (for comparisons).
+  bool capture_on_any_repeat_ = false;
   // Steps of up to this many tokens run the decode GEMVs, larger ones the
   // GEMM path: 1 for 16-bit weights, else kGemvMaxRows (init() says why;
   // FRUGAL_CUDA_GEMV_TOKENS=1..8 overrides it).
@@ -398,6 +405,8 @@ Status CudaContext::init(std::shared_ptr<DeviceModel> weights, const ModelDesc& 
   md_.layers.clear();
   opt_ = o;
   if (const char* g = std::getenv("FRUGAL_CUDA_GRAPHS"); g && std::strcmp(g, "0") == 0) use_graphs_ = false;
+  if (const char* g = std::getenv("FRUGAL_CUDA_GRAPH_ON_REPEAT"); g && std::strcmp(g, "1") == 0)
+    capture_on_any_repeat_ = true;
   if (const char* g = std::getenv("FRUGAL_CUDA_DECODE_ATTN"); g && std::strcmp(g, "0") == 0)
     use_decode_attention_ = false;
   if (const char* g = std::getenv("FRUGAL_CUDA_TILE_ATTN"); g && std::strcmp(g, "0") == 0) use_tile_attention_ = false;
@@ -819,10 +828,18 @@ Status CudaContext::forward(const StepInput& in, float* x_out, StepOutput* out) 
     // kernels read positions and tables from device memory, so one graph per
     // (batch size, logits rows, attention tiles, splits) serves every step.
     const uint64_t key = uint64_t(n) | uint64_t(out_count) << 16 | uint64_t(n_attn_tiles_) << 32 | uint64_t(splits) << 48;
-    if (graphs_.size() >= 64 && !graphs_.count(key)) drop_graphs();
-    graph = &graphs_[key];
-    if (graph->seen < 2) ++graph->seen;
-    if (graph->seen < 2) graph = nullptr;
+    const bool in_a_row = key == last_key_;
+    last_key_ = key;
+    auto it = graphs_.find(key);
+    if (it == graphs_.end() && (in_a_row || capture_on_any_repeat_)) {
+      if (graphs_.size() >= 64) drop_graphs();
+      it = graphs_.emplace(key, StepGraph{}).first;
+      // The comparison policy only notes a first sighting; the next one captures.
+      if (!in_a_row) it = graphs_.end();
+    }
+    if (it != graphs_.end()) graph = &it->second;
+  } else {
+    last_key_ = ~uint64_t{0};
   }
   const char* how = graph ? (graph->exec ? "replay" : "capture") : "plain";
   if (graph) {
