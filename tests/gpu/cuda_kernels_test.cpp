@@ -437,12 +437,16 @@ TEST_P(CudaRope, AttentionWithRopeEqualsRopeThenAttention) {
                                     neox, {ka.ptr, va.ptr, n_kv, hd, bt}, batch, nullptr, qa.ptr));
       ASSERT_CUDA(attention(qa.ptr, {ka.ptr, va.ptr, n_kv, hd, bt}, batch, 1, n_head, scale, splits, partial.ptr,
                             out_a.ptr, nullptr));
+      // Without counters a split sequence takes the per-entry kernel and the
+      // merge launch; with them the one-token kernel merges in its last block.
       const RopeIn rope{dk.ptr, dv.ptr, dbq.ptr, dbk.ptr, dbv.ptr, dc.ptr, ds.ptr, hd, neox};
+      DeviceBuffer<unsigned> counters(std::vector<unsigned>(n_kv, 0));
       ASSERT_CUDA(attention(dq.ptr, {kb.ptr, vb.ptr, n_kv, hd, bt}, batch, 1, n_head, scale, splits, partial.ptr,
-                            out_b.ptr, nullptr, {}, rope));
+                            out_b.ptr, nullptr, {}, rope, counters.ptr));
       ASSERT_CUDA(cudaDeviceSynchronize());
       const auto a = out_a.download(), b = out_b.download();
       for (int i = 0; i < qd; ++i) ASSERT_NEAR(b[i], a[i], 1e-5f + 1e-5f * std::abs(a[i])) << "output " << i;
+      EXPECT_EQ(counters.download(), std::vector<unsigned>(n_kv, 0)) << "counters left zeroed";
       const auto kah = ka.download(), kbh = kb.download(), vah = va.download(), vbh = vb.download();
       for (size_t i = 0; i < cache; ++i) {
         ASSERT_NEAR(__half2float(kbh[i]), __half2float(kah[i]), 1e-3f * (1.0f + std::abs(__half2float(kah[i]))))
@@ -601,6 +605,72 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CudaAttention,
                                            AttnCase{128, 8, 2}, AttnCase{128, 4, 3}, AttnCase{64, 3, 3},
                                            AttnCase{64, 1, 3}, AttnCase{128, 8, 3}),
                          [](const auto& info) { return attn_case_name(info.param); });
+
+// One token (single-stream decode): the kernel that reads earlier cache
+// rows before its wait, whole and split (merged by the last block of each kv
+// head), against a double-precision softmax; the 8-bit copy of the output
+// equals quantizing it afterwards; a second launch over the same counters
+// gives the same output (they are left zeroed, as graph replays need).
+TEST(CudaAttention, OneTokenMatchesReferenceSoftmax) {
+  const int bt = 16, n_blocks = 80;
+  for (const auto& [hd, group] : std::vector<std::pair<int, int>>{{32, 1}, {64, 3}, {128, 4}, {128, 8}})
+    for (const int pos : {0, 1, 9, 63, 64, 65, 127, 200, 1000})
+      for (const bool split : {false, true}) {
+        SCOPED_TRACE("head size " + std::to_string(hd) + ", group " + std::to_string(group) + ", position " +
+                     std::to_string(pos) + (split ? ", split" : ", whole"));
+        const int n_kv = 2, n_head = n_kv * group, len = pos + 1;
+        std::vector<int32_t> table(n_blocks);
+        for (int i = 0; i < n_blocks; ++i) table[i] = (i * 7 + 3) % n_blocks;
+        const size_t cache = size_t(n_blocks) * n_kv * bt * hd;
+        std::vector<__half> keys(cache), values(cache);
+        const auto kf = random_floats(cache, 41), vf = random_floats(cache, 42);
+        for (size_t i = 0; i < cache; ++i) keys[i] = __float2half_rn(kf[i]), values[i] = __float2half_rn(vf[i]);
+        const auto q = random_floats(n_head * hd, 43);
+        const int splits = split ? (len + kAttnSplitTokens - 1) / kAttnSplitTokens : 1;
+        DeviceBuffer<__half> dk(keys), dv(values);
+        DeviceBuffer<float> dq(q), out(n_head * hd), again(n_head * hd), partial(n_head * splits * (hd + 2));
+        DeviceBuffer<int32_t> dpos(std::vector<int32_t>{pos}), doff(std::vector<int32_t>{0}), dtab(table);
+        DeviceBuffer<unsigned> counters(std::vector<unsigned>(n_kv, 0));
+        DeviceBuffer<int8_t> fq(n_head * hd), rq(n_head * hd);
+        DeviceBuffer<float> fd(n_head * hd / 32), rd(n_head * hd / 32);
+        const float scale = 1.0f / std::sqrt(float(hd));
+        const KvLayout kvl{dk.ptr, dv.ptr, n_kv, hd, bt};
+        const BatchDevice batch{dpos.ptr, doff.ptr, dtab.ptr};
+        ASSERT_CUDA(attention(dq.ptr, kvl, batch, 1, n_head, scale, splits, partial.ptr, out.ptr, nullptr,
+                              {fq.ptr, fd.ptr}, {}, counters.ptr));
+        ASSERT_CUDA(attention(dq.ptr, kvl, batch, 1, n_head, scale, splits, partial.ptr, again.ptr, nullptr, {}, {},
+                              counters.ptr));
+        ASSERT_CUDA(quantize_activations_q8(out.ptr, 1, n_head * hd, rq.ptr, rd.ptr, nullptr));
+        ASSERT_CUDA(cudaDeviceSynchronize());
+        const auto got = out.download();
+        ASSERT_EQ(again.download(), got);
+        ASSERT_EQ(fq.download(), rq.download());
+        ASSERT_EQ(fd.download(), rd.download());
+        EXPECT_EQ(counters.download(), std::vector<unsigned>(n_kv, 0));
+        for (int h = 0; h < n_head; ++h) {
+          const int kvh = h / group;
+          std::vector<double> sc(len);
+          double mx = -1e300;
+          for (int t = 0; t < len; ++t) {
+            const size_t off = ((size_t(table[t / bt]) * n_kv + kvh) * bt + t % bt) * hd;
+            double s = 0;
+            for (int d = 0; d < hd; ++d) s += double(q[h * hd + d]) * __half2float(keys[off + d]);
+            sc[t] = s * scale;
+            mx = std::max(mx, sc[t]);
+          }
+          double sum = 0;
+          for (double& s : sc) sum += (s = std::exp(s - mx));
+          for (int d = 0; d < hd; ++d) {
+            double a = 0;
+            for (int t = 0; t < len; ++t) {
+              const size_t off = ((size_t(table[t / bt]) * n_kv + kvh) * bt + t % bt) * hd;
+              a += sc[t] * __half2float(values[off + d]);
+            }
+            ASSERT_NEAR(got[h * hd + d], a / sum, 2e-4) << "head " << h << " dim " << d;
+          }
+        }
+      }
+}
 
 TEST(CudaKernels, CopyKvBlock) {
   const int n_kv = 2, hd = 64, bt = 16, n_blocks = 4;

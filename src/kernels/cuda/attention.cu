@@ -33,6 +33,13 @@ struct HalfRow {
       std::conditional_t<kDimsPerLane == 2, unsigned, std::conditional_t<kDimsPerLane == 4, uint2, uint4>>>;
   Word bits;
   __device__ __forceinline__ void load(const __half* p) { bits = *reinterpret_cast<const Word*>(p); }
+  __device__ __forceinline__ void store(__half* p) const { *reinterpret_cast<Word*>(p) = bits; }
+  // The values rounded to fp16 (what a store and a load of them would give).
+  __device__ __forceinline__ void pack(const float* v) {
+    __half* h = reinterpret_cast<__half*>(&bits);
+#pragma unroll
+    for (int i = 0; i < kDimsPerLane; ++i) h[i] = __float2half_rn(v[i]);
+  }
   __device__ __forceinline__ void to_float(float* out) const {
     const __half* h = reinterpret_cast<const __half*>(&bits);
     if constexpr (kDimsPerLane == 1) {
@@ -223,6 +230,215 @@ __global__ void merge_splits_kernel(const float* __restrict__ partial, int split
   if (q8.q) quantize_block32(a / sum, d % 32, q8.q + (head * hd + d) / 32 * 32, q8.d + (head * hd + d) / 32);
 }
 
+// One token (single-stream decode): grid (kv head, split), kOneWarps warps.
+// Everything no kernel of this step writes -- the position and block table
+// (uploaded before the step's first kernel) and the cache rows of earlier
+// positions -- is loaded before waiting for the previous kernel (the q/k/v
+// GEMV), so the latency of the table lookups and of the cache rows overlaps
+// that kernel instead of following it; after the wait only the projections
+// are read. A round is kAttnSplitTokens positions, kOneRows per warp, all
+// scored before the softmax state is updated once (not once per position).
+// With splits > 1 each block leaves its (max, sum, accumulator) in partial
+// and the last block of its kv head to finish (counters[kv head], reset by
+// that block) merges them: no second launch.
+constexpr int kOneWarps = 8;
+constexpr int kOneRows = kAttnSplitTokens / kOneWarps;
+
+template <int D>
+__global__ void __launch_bounds__(kOneWarps * 32)
+    attention_one_kernel(const float* __restrict__ q, KvLayout kv, BatchDevice batch, int n_head, float scale,
+                         int splits, float* __restrict__ partial, unsigned* __restrict__ counters,
+                         float* __restrict__ out, Q8Out q8, RopeIn rope) {
+  constexpr int hd = 32 * D;
+  __shared__ float sm_max[kOneWarps][kMaxGroup], sm_sum[kOneWarps][kMaxGroup];
+  __shared__ float sm_acc[kOneWarps][kMaxGroup][hd];
+  __shared__ bool sm_last;
+  const int kvh = blockIdx.x, split = blockIdx.y;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int group = n_head / kv.n_head_kv;
+  const int bt = kv.block_tokens;
+  const int len = batch.pos[0] + 1, last = len - 1;  // `last` is written in this step
+  const int32_t* table = batch.tables + batch.table_offset[0];
+  const int t_begin = splits > 1 ? split * kAttnSplitTokens : 0;
+  const int t_end = splits > 1 ? min(len, t_begin + kAttnSplitTokens) : len;
+  auto row_offset = [&](int t) {
+    return ((static_cast<int64_t>(table[t / bt]) * kv.n_head_kv + kvh) * bt + t % bt) * hd + lane * D;
+  };
+  HalfRow<D> krow[kOneRows]{}, vrow[kOneRows]{};
+#pragma unroll
+  for (int u = 0; u < kOneRows; ++u) {
+    const int t = t_begin + warp + kOneWarps * u;
+    if (t < t_end && t < last) {
+      krow[u].load(kv.keys + row_offset(t));
+      vrow[u].load(kv.values + row_offset(t));
+    }
+  }
+  pdl_enter();
+
+  float qr[kMaxGroup][D];
+#pragma unroll
+  for (int g = 0; g < kMaxGroup; ++g) {
+    const int h = kvh * group + g;
+#pragma unroll
+    for (int j = 0; j < D; ++j)
+      qr[g][j] = g < group ? q[h * hd + lane * D + j] + (rope.bq ? rope.bq[h * hd + lane * D + j] : 0.0f) : 0.0f;
+    if (rope.k != nullptr && g < group) rope_row<D>(qr[g], lane, rope.neox, rope.cos, rope.sin);
+#pragma unroll
+    for (int j = 0; j < D; ++j) qr[g][j] *= scale;
+  }
+  // This step's row: the warp that scores it takes it from the projections
+  // (rotated, rounded to fp16 and stored, as rope_and_store_kv does) or,
+  // rotated by the previous kernel, from the cache.
+  const bool own_last = last >= t_begin && last < t_end && (last - t_begin) % kOneWarps == warp;
+  HalfRow<D> k_last{}, v_last{};
+  if (own_last) {
+    const int64_t off = row_offset(last);
+    if (rope.k != nullptr) {
+      float kr[D], vr[D];
+#pragma unroll
+      for (int j = 0; j < D; ++j) {
+        const int i = kvh * hd + lane * D + j;
+        kr[j] = rope.k[i] + (rope.bk ? rope.bk[i] : 0.0f);
+        vr[j] = rope.v[i] + (rope.bv ? rope.bv[i] : 0.0f);
+      }
+      rope_row<D>(kr, lane, rope.neox, rope.cos, rope.sin);
+      k_last.pack(kr);
+      v_last.pack(vr);
+      k_last.store(kv.keys + off);
+      v_last.store(kv.values + off);
+    } else {
+      k_last.load(kv.keys + off);
+      v_last.load(kv.values + off);
+    }
+  }
+
+  float acc[kMaxGroup][D], m[kMaxGroup], l[kMaxGroup];
+#pragma unroll
+  for (int g = 0; g < kMaxGroup; ++g) {
+    m[g] = kEmptyMax, l[g] = 0.0f;
+#pragma unroll
+    for (int j = 0; j < D; ++j) acc[g][j] = 0.0f;
+  }
+  for (int r0 = t_begin; r0 < t_end; r0 += kAttnSplitTokens) {
+    const int u_last = own_last && last >= r0 && last < r0 + kAttnSplitTokens ? (last - r0) / kOneWarps : -1;
+#pragma unroll
+    for (int u = 0; u < kOneRows; ++u) {  // constant indices: the rows stay in registers
+      const int t = r0 + warp + kOneWarps * u;
+      if (r0 != t_begin && t < t_end && t < last) {
+        krow[u].load(kv.keys + row_offset(t));
+        vrow[u].load(kv.values + row_offset(t));
+      }
+      if (u == u_last) krow[u].bits = k_last.bits, vrow[u].bits = v_last.bits;
+    }
+    float s[kOneRows][kMaxGroup];
+#pragma unroll
+    for (int u = 0; u < kOneRows; ++u) {
+      const bool valid = r0 + warp + kOneWarps * u < t_end;
+      float kr[D];
+      krow[u].to_float(kr);
+#pragma unroll
+      for (int g = 0; g < kMaxGroup; ++g) {
+        if (g >= group) break;
+        float dot = 0.0f;
+#pragma unroll
+        for (int j = 0; j < D; ++j) dot += qr[g][j] * kr[j];
+        dot = warp_sum(dot);
+        s[u][g] = valid ? dot : kEmptyMax;
+      }
+    }
+#pragma unroll
+    for (int g = 0; g < kMaxGroup; ++g) {
+      if (g >= group) break;
+      float mr = m[g];
+#pragma unroll
+      for (int u = 0; u < kOneRows; ++u) mr = fmaxf(mr, s[u][g]);
+      const float corr = __expf(m[g] - mr);
+      l[g] *= corr;
+#pragma unroll
+      for (int j = 0; j < D; ++j) acc[g][j] *= corr;
+      m[g] = mr;
+    }
+#pragma unroll
+    for (int u = 0; u < kOneRows; ++u) {
+      if (r0 + warp + kOneWarps * u >= t_end) break;
+      float vr[D];
+      vrow[u].to_float(vr);
+#pragma unroll
+      for (int g = 0; g < kMaxGroup; ++g) {
+        if (g >= group) break;
+        const float p = __expf(s[u][g] - m[g]);
+        l[g] += p;
+#pragma unroll
+        for (int j = 0; j < D; ++j) acc[g][j] += p * vr[j];
+      }
+    }
+  }
+
+  // The warps' softmax states meet in shared memory.
+#pragma unroll
+  for (int g = 0; g < kMaxGroup; ++g) {
+    if (g >= group) break;
+    if (lane == 0) sm_max[warp][g] = m[g], sm_sum[warp][g] = l[g];
+#pragma unroll
+    for (int j = 0; j < D; ++j) sm_acc[warp][g][lane * D + j] = acc[g][j];
+  }
+  __syncthreads();
+  // A warp's 32 consecutive idx are 32 dimensions of one head: one quant block.
+  for (int idx = threadIdx.x; idx < group * hd; idx += blockDim.x) {
+    const int g = idx / hd, d = idx % hd;
+    float mx = kEmptyMax;
+    for (int w = 0; w < kOneWarps; ++w) mx = fmaxf(mx, sm_max[w][g]);
+    float sum = 0.0f, a = 0.0f;
+    for (int w = 0; w < kOneWarps; ++w) {
+      const float f = __expf(sm_max[w][g] - mx);
+      sum += sm_sum[w][g] * f;
+      a += sm_acc[w][g][d] * f;
+    }
+    const int head = kvh * group + g;
+    if (splits == 1) {
+      out[head * hd + d] = a / sum;
+      if (q8.q) quantize_block32(a / sum, lane, q8.q + (head * hd + d) / 32 * 32, q8.d + (head * hd + d) / 32);
+    } else {
+      float* p = partial + (static_cast<int64_t>(head) * splits + split) * (hd + 2);
+      if (d == 0) p[0] = mx, p[1] = sum;
+      p[2 + d] = a;
+    }
+  }
+  if (splits == 1) return;
+  // The last block of this kv head merges (threadfence reduction: the
+  // partials are visible before the counter moves).
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) sm_last = atomicAdd(counters + kvh, 1u) == static_cast<unsigned>(splits - 1);
+  __syncthreads();
+  if (!sm_last) return;
+  __threadfence();
+  for (int idx = threadIdx.x; idx < group * hd; idx += blockDim.x) {
+    const int g = idx / hd, d = idx % hd, head = kvh * group + g;
+    const float* p = partial + static_cast<int64_t>(head) * splits * (hd + 2);
+    float mx = kEmptyMax;
+    for (int sp = 0; sp < splits; ++sp) mx = fmaxf(mx, __ldcg(p + sp * (hd + 2)));
+    float sum = 0.0f, a = 0.0f;
+    for (int sp = 0; sp < splits; ++sp) {
+      const float* ps = p + sp * (hd + 2);
+      const float f = __expf(__ldcg(ps) - mx);
+      sum += __ldcg(ps + 1) * f;
+      a += __ldcg(ps + 2 + d) * f;
+    }
+    out[head * hd + d] = a / sum;
+    if (q8.q) quantize_block32(a / sum, lane, q8.q + (head * hd + d) / 32 * 32, q8.d + (head * hd + d) / 32);
+  }
+  if (threadIdx.x == 0) counters[kvh] = 0;  // ready for the next launch
+}
+
+template <int D>
+cudaError_t launch_one(const float* q, const KvLayout& kv, const BatchDevice& batch, int n_head, float scale,
+                       int splits, float* partial, unsigned* counters, float* out, Q8Out q8, const RopeIn& rope,
+                       cudaStream_t stream) {
+  return launch_kernel(attention_one_kernel<D>, dim3(kv.n_head_kv, splits), kOneWarps * 32, 0, stream, q, kv, batch,
+                       n_head, scale, splits, partial, counters, out, q8, rope);
+}
+
 template <int D>
 cudaError_t launch(const float* q, const KvLayout& kv, const BatchDevice& batch, int n_tokens, int n_head,
                    float scale, int splits, float* partial, float* out, Q8Out q8, const RopeIn& rope,
@@ -236,7 +452,7 @@ cudaError_t launch(const float* q, const KvLayout& kv, const BatchDevice& batch,
 
 cudaError_t attention(const float* q, const KvLayout& kv, const BatchDevice& batch, int n_tokens, int n_head,
                       float scale, int splits, float* partial, float* out, cudaStream_t stream, Q8Out q8,
-                      const RopeIn& rope) {
+                      const RopeIn& rope, unsigned* split_counters) {
   if (n_tokens <= 0) return cudaSuccess;
   if (kv.n_head_kv <= 0 || n_head % kv.n_head_kv != 0 || n_head / kv.n_head_kv > kMaxGroup || splits < 1 ||
       (splits > 1 && partial == nullptr) || (q8.q != nullptr && q8.d == nullptr))
@@ -246,6 +462,17 @@ cudaError_t attention(const float* q, const KvLayout& kv, const BatchDevice& bat
   if (rope.k != nullptr &&
       (n_tokens != 1 || rope.v == nullptr || rope.cos == nullptr || rope.sin == nullptr || rope.n_rot != kv.head_dim))
     return cudaErrorInvalidValue;
+  if (n_tokens == 1 && (splits == 1 || split_counters != nullptr)) {
+    switch (kv.head_dim) {
+      case 32:
+        return launch_one<1>(q, kv, batch, n_head, scale, splits, partial, split_counters, out, q8, rope, stream);
+      case 64:
+        return launch_one<2>(q, kv, batch, n_head, scale, splits, partial, split_counters, out, q8, rope, stream);
+      case 128:
+        return launch_one<4>(q, kv, batch, n_head, scale, splits, partial, split_counters, out, q8, rope, stream);
+      default: break;  // larger heads: the per-entry kernel below
+    }
+  }
   cudaError_t err = cudaErrorInvalidValue;
   switch (kv.head_dim) {
     case 32: err = launch<1>(q, kv, batch, n_tokens, n_head, scale, splits, partial, out, q8, rope, stream); break;

@@ -167,6 +167,11 @@ cudaError_t rope_and_store_kv(float* q, const float* k, const float* v, const fl
 // the projections before RoPE: the kernel does rope_and_store_kv's work
 // itself (biases, rotation, the key and value stored at the token's
 // position) and attends with them, one launch instead of two.
+//
+// One token (head sizes up to 128) takes a kernel that reads the cache rows
+// of earlier positions before waiting for the previous kernel; given
+// split_counters (n_head_kv zeroed values, left zeroed) its last block per kv
+// head also merges the splits, without the second launch.
 struct RopeIn {
   const float* k = nullptr;
   const float* v = nullptr;
@@ -178,7 +183,8 @@ struct RopeIn {
 inline constexpr int kAttnSplitTokens = 64;
 cudaError_t attention(const float* q, const KvLayout& kv, const BatchDevice& batch, int n_tokens,
                       int n_head, float scale, int splits, float* partial, float* out,
-                      cudaStream_t stream, Q8Out q8 = {}, const RopeIn& rope = {});
+                      cudaStream_t stream, Q8Out q8 = {}, const RopeIn& rope = {},
+                      unsigned* split_counters = nullptr);
 
 // The same attention on tensor cores for prefill and large batches: entries
 // go in tiles of consecutive entries of one sequence (positions increasing),
