@@ -181,9 +181,15 @@ inline void q6k_tile(const BlockQ6_K* wr, const BlockQ8_K* const* arow, int64_t 
     const BlockQ6_K& x = wr[b];
     if constexpr (T == 1) prefetch_ahead(&x, sizeof(x));
     const float d = fp16(x.d);
+    // The 16 sub-block scales as int16 (also the offset term's operand).
+    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x.scales)));
     __m256i isum[T];
     for (int t = 0; t < T; ++t) isum[t] = _mm256_setzero_si256();
     for (int h = 0; h < 2; ++h) {
+      // Scales 8h..8h+7 in both 128-bit lanes: one byte shuffle per group
+      // then puts scale 8h+2g in the low lane and 8h+2g+1 in the high one.
+      const __m256i sc_half = h == 0 ? _mm256_permute2x128_si256(sc16, sc16, 0x00)
+                                     : _mm256_permute2x128_si256(sc16, sc16, 0x11);
       const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.ql + 64 * h));
       const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.ql + 64 * h + 32));
       const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qh + 32 * h));
@@ -194,11 +200,15 @@ inline void q6k_tile(const BlockQ6_K* wr, const BlockQ8_K* const* arow, int64_t 
       u[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qh, m30));
       u[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
                              _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30));
-      const int8_t* sc = x.scales + 8 * h;
       for (int g = 0; g < 4; ++g) {
         // maddubs pairs of the low 128 bits belong to sub-block 2g, the high
         // 128 bits to sub-block 2g + 1.
-        const __m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[2 * g + 1]), _mm_set1_epi16(sc[2 * g]));
+        const char lo0 = static_cast<char>(4 * g), lo1 = static_cast<char>(4 * g + 1);
+        const char hi0 = static_cast<char>(4 * g + 2), hi1 = static_cast<char>(4 * g + 3);
+        const __m256i pick = _mm256_setr_epi8(lo0, lo1, lo0, lo1, lo0, lo1, lo0, lo1, lo0, lo1, lo0, lo1, lo0, lo1,
+                                              lo0, lo1, hi0, hi1, hi0, hi1, hi0, hi1, hi0, hi1, hi0, hi1, hi0, hi1,
+                                              hi0, hi1, hi0, hi1);
+        const __m256i s = _mm256_shuffle_epi8(sc_half, pick);
         for (int t = 0; t < T; ++t) {
           const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(arow[t][b].qs + 128 * h + 32 * g));
           isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(_mm256_maddubs_epi16(u[g], a), s));
@@ -206,7 +216,6 @@ inline void q6k_tile(const BlockQ6_K* wr, const BlockQ8_K* const* arow, int64_t 
       }
     }
     // The -32 offset: subtract 32 * sum_g scale_g * bsum_g.
-    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x.scales)));
     for (int t = 0; t < T; ++t) {
       const BlockQ8_K& a = arow[t][b];
       const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.bsums));

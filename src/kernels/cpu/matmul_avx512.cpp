@@ -124,7 +124,7 @@ void fill_avx512(KernelTable& t) {
   t.gemm_packed[static_cast<int>(TensorType::kQ8_0)] = gemm_packed<PackQ8_0x8, true>;
   // Same 256-bit code as the AVX2 table, but compiled with 32 vector
   // registers, so the 4-token tiles keep every accumulator in a register.
-  t.gemm_packed[static_cast<int>(TensorType::kQ4_K)] = gemm_packed_k<PackQ4_Kx8, 4>;
+  t.gemm_packed[static_cast<int>(TensorType::kQ4_K)] = gemm_packed_k<PackQ4_Kx8, 4, true>;
   t.gemm_packed[static_cast<int>(TensorType::kQ6_K)] = gemm_packed_k<PackQ6_Kx8, 4>;
 }
 

@@ -89,7 +89,7 @@ void pack_q4_k(const void* src, int64_t rows, int64_t cols, void* dst, int64_t g
         p.dmin[r] = blk.dmin;
         uint8_t sc[8], mn[8];
         for (int j = 0; j < 8; ++j) quant::unpack_k_scale_min(j, blk.scales, &sc[j], &mn[j]);
-        for (int j = 0; j < 8; ++j) p.scales[j][2 * r] = p.scales[j][2 * r + 1] = sc[j];
+        for (int j = 0; j < 8; ++j) p.scales[j][r] = sc[j];
         for (int q = 0; q < 4; ++q) {
           p.mins[q][2 * r] = mn[2 * q];
           p.mins[q][2 * r + 1] = mn[2 * q + 1];
@@ -110,7 +110,7 @@ void unpack_q4_k(const void* packed, int64_t cols, int64_t row, void* dst) {
     out[b].d = p.d[r];
     out[b].dmin = p.dmin[r];
     uint8_t sc[8], mn[8];
-    for (int j = 0; j < 8; ++j) sc[j] = p.scales[j][2 * r];
+    for (int j = 0; j < 8; ++j) sc[j] = p.scales[j][r];
     for (int q = 0; q < 4; ++q) {
       mn[2 * q] = p.mins[q][2 * r];
       mn[2 * q + 1] = p.mins[q][2 * r + 1];

@@ -23,9 +23,8 @@
 //   dpbusd against signed activations directly, with no per-token sign
 //   transfer, and the offset comes off once per block as 128 * sum(a).
 // Q4_Kx8 (per 256-element super-block): the fp16 d and dmin of the 8 rows;
-//   the 6-bit sub-block scales unpacked to bytes, each twice so that a
-//   zero-extension to int16 lines a row's scale up with the two int16 pair
-//   sums of that row's lane (one madd applies it); the mins likewise, as
+//   the 6-bit sub-block scales unpacked to bytes, scales[j][r] (one
+//   zero-extension to int32 puts row r's scale in lane r); the mins, as
 //   (min 2p, min 2p+1) byte pairs per row so one madd against a broadcast
 //   pair of activation sums does two sub-blocks; and qs as 4 chunks of 8
 //   vectors: byte 4r + i of vector v of chunk c is byte 32c + 4v + i of row
@@ -61,7 +60,7 @@ struct PackQ8_0x8 {
 struct PackQ4_Kx8 {
   uint16_t d[kPackRows];
   uint16_t dmin[kPackRows];
-  uint8_t scales[8][2 * kPackRows];  // [sub-block][2r], [2r + 1]
+  uint8_t scales[8][kPackRows];      // [sub-block][row]
   uint8_t mins[4][2 * kPackRows];    // [pair p][2r] = min 2p, [2r + 1] = min 2p + 1
   uint8_t qs[4][8][32];
 };
@@ -73,7 +72,7 @@ struct PackQ6_Kx8 {
 };
 static_assert(sizeof(PackQ4_0x8) == 144);
 static_assert(sizeof(PackQ6_Kx8) == 16 + 256 + 128 + 2048);
-static_assert(sizeof(PackQ4_Kx8) == 1248);
+static_assert(sizeof(PackQ4_Kx8) == 1184);
 static_assert(sizeof(PackQ8_0x8) == 272);
 
 // Bytes of one packed group-block for `type`, 0 when the type has no packed
