@@ -180,8 +180,9 @@ void gemm_packed(const WeightMatrix& w, const void* act, int64_t n_tokens, float
 // scales (each repeated in both int16 halves of its lane) applies the 6-bit
 // scale while widening. With VNNI the 8 slices go through dpbusd into an
 // int32 sub-block sum (at most 32 * 15 * 127) and one mullo applies the
-// scale: 8 instructions fewer per sub-block, the same integers. The low and the high nibbles of a chunk (sub-blocks
-// 2c and 2c + 1) are two passes over the same 256 bytes rather than one:
+// scale: 8 instructions fewer per sub-block, the same integers. The low and
+// the high nibbles of a chunk (sub-blocks 2c and 2c + 1) are two passes over
+// the same 256 bytes rather than one:
 // with 16 vector registers, T = 4 tokens of int16 sums for both sub-blocks
 // plus the int32 and fp32 accumulators do not fit and the compiler spills
 // in the innermost loop; reloading the quants costs one load per vector.
