@@ -463,8 +463,8 @@ Status CudaContext::init(std::shared_ptr<DeviceModel> weights, const ModelDesc& 
                                         : 0;
   uint64_t total = 2 * align_up(kv_elems * 2) + align_up(n * d * f) + align_up(n * qd * f) * 2 +
                    2 * align_up(n * kvd * f) + align_up(2 * n * md.n_ff * f) + align_up(partial_elems * f) +
-                   align_up(uint64_t(md.n_head_kv) * sizeof(unsigned)) + align_up(logits_elems * f) + gemm_bytes + align_up(wscratch_elems_ * 2) + align_up(q8_elems) +
-                   align_up(q8_elems / 32 * f) + step_bytes;
+                   align_up(uint64_t(md.n_head_kv) * sizeof(unsigned)) + align_up(logits_elems * f) + gemm_bytes +
+                   align_up(wscratch_elems_ * 2) + align_up(q8_elems) + align_up(q8_elems / 32 * f) + step_bytes;
   FRUGAL_RETURN_IF_ERROR(arena_.allocate(total, "the GPU KV cache and activation buffers"));
   keys_ = static_cast<__half*>(arena_.take(kv_elems * 2));
   values_ = static_cast<__half*>(arena_.take(kv_elems * 2));
