@@ -15,27 +15,6 @@
 namespace frugal::cuda {
 namespace {
 
-// Random weights of `type` in the layout their decode GEMV reads: the split
-// device layout, or the GGUF rows.
-std::vector<uint8_t> weight_rows(TensorType type, bool split, int64_t rows, int64_t cols, uint32_t seed) {
-  const std::vector<float> src = random_floats(rows * cols, seed, 0.05f);
-  const size_t row_bytes = quant::row_size(type, cols);
-  std::vector<uint8_t> packed(row_bytes * rows);
-  for (int64_t r = 0; r < rows; ++r)
-    EXPECT_TRUE(quant::quantize_row(type, src.data() + r * cols, packed.data() + r * row_bytes, cols).ok());
-  if (!split) return packed;
-  std::vector<uint8_t> out(split_row_bytes(type, cols) * rows);
-  EXPECT_TRUE(repack_split_rows(type, packed.data(), rows, cols, out.data()));
-  return out;
-}
-
-template <class T>
-void expect_same_bits(const std::vector<T>& a, const std::vector<T>& b, const char* what) {
-  ASSERT_EQ(a.size(), b.size()) << what;
-  for (size_t i = 0; i < a.size(); ++i)
-    ASSERT_EQ(std::memcmp(&a[i], &b[i], sizeof(T)), 0) << what << " differs at " << i;
-}
-
 // The quants a fused producer wrote against quantize_activations_q8 of its
 // fp32 output.
 void expect_quants_of(const DeviceBuffer<float>& out, int rows, int64_t cols, const DeviceBuffer<int8_t>& q,

@@ -18,21 +18,6 @@
 namespace frugal::cuda {
 namespace {
 
-// y against y0 (when accumulating) + W x for n tokens, in double precision,
-// to 1e-5 of the sum of the products' magnitudes.
-void expect_gemv_result(const std::vector<float>& y, const std::vector<float>& y0, const std::vector<float>& w,
-                        const std::vector<float>& x, int64_t rows, int64_t cols, int n, bool accumulate) {
-  for (int t = 0; t < n; ++t)
-    for (int64_t r = 0; r < rows; ++r) {
-      double ref = accumulate ? y0[t * rows + r] : 0.0, mag = 0;
-      for (int64_t k = 0; k < cols; ++k) {
-        ref += double(w[r * cols + k]) * x[t * cols + k];
-        mag += std::abs(double(w[r * cols + k]) * x[t * cols + k]);
-      }
-      ASSERT_NEAR(y[t * rows + r], ref, 1e-5 * mag + 1e-5) << "token " << t << " row " << r;
-    }
-}
-
 // The tests need a GPU: without one they fail here instead of skipping.
 TEST(CudaKernels, DeviceIsPresent) {
   int count = 0;
@@ -468,6 +453,28 @@ TEST_P(CudaRope, AttentionWithRopeEqualsRopeThenAttention) {
 INSTANTIATE_TEST_SUITE_P(Pairings, CudaRope, ::testing::Values(false, true),
                          [](const auto& info) { return info.param ? "NeoX" : "Interleaved"; });
 
+// One query head's attention over positions [0, len) of a paged fp16 cache
+// (kv head kvh, block table `table`), in double precision.
+std::vector<double> reference_attention(const float* q, const std::vector<__half>& keys,
+                                        const std::vector<__half>& values, const int32_t* table, int len, int kvh,
+                                        int n_kv, int hd, int bt, float scale) {
+  auto row = [&](int t) { return ((size_t(table[t / bt]) * n_kv + kvh) * bt + t % bt) * hd; };
+  std::vector<double> sc(len), out(hd, 0.0);
+  double mx = -1e300;
+  for (int t = 0; t < len; ++t) {
+    double s = 0;
+    for (int d = 0; d < hd; ++d) s += double(q[d]) * __half2float(keys[row(t) + d]);
+    sc[t] = s * scale;
+    mx = std::max(mx, sc[t]);
+  }
+  double sum = 0;
+  for (double& s : sc) sum += (s = std::exp(s - mx));
+  for (int t = 0; t < len; ++t)
+    for (int d = 0; d < hd; ++d) out[d] += sc[t] * __half2float(values[row(t) + d]);
+  for (double& a : out) a /= sum;
+  return out;
+}
+
 struct AttnCase {
   // 0: one block per entry, 1: split positions, 2: tiles on tensor cores, 3: one-token entries on tensor cores
   int hd, group, splits_mode;
@@ -568,27 +575,11 @@ TEST_P(CudaAttention, MatchesReferenceSoftmax) {
   const auto got = out.download();
   for (int e = 0; e < n; ++e)
     for (int h = 0; h < n_head; ++h) {
-      const int kvh = h / group, len = pos[e] + 1;
-      std::vector<double> sc(len);
-      double mx = -1e300;
-      for (int t = 0; t < len; ++t) {
-        const size_t off = ((size_t(tables[offs[e] + t / bt]) * n_kv + kvh) * bt + t % bt) * hd;
-        double s = 0;
-        for (int d = 0; d < hd; ++d) s += double(q[(e * n_head + h) * hd + d]) * __half2float(keys[off + d]);
-        sc[t] = s * scale;
-        mx = std::max(mx, sc[t]);
-      }
-      double sum = 0;
-      for (double& s : sc) sum += (s = std::exp(s - mx));
-      for (int d = 0; d < hd; ++d) {
-        double a = 0;
-        for (int t = 0; t < len; ++t) {
-          const size_t off = ((size_t(tables[offs[e] + t / bt]) * n_kv + kvh) * bt + t % bt) * hd;
-          a += sc[t] * __half2float(values[off + d]);
-        }
-        ASSERT_NEAR(got[(e * n_head + h) * hd + d], a / sum, tolerance)
-            << "entry " << e << " head " << h << " dim " << d;
-      }
+      const std::vector<double> ref = reference_attention(q.data() + (e * n_head + h) * hd, keys, values,
+                                                          tables.data() + offs[e], pos[e] + 1, h / group, n_kv, hd,
+                                                          bt, scale);
+      for (int d = 0; d < hd; ++d)
+        ASSERT_NEAR(got[(e * n_head + h) * hd + d], ref[d], tolerance) << "entry " << e << " head " << h << " dim " << d;
     }
 }
 
@@ -648,26 +639,9 @@ TEST(CudaAttention, OneTokenMatchesReferenceSoftmax) {
         ASSERT_EQ(fd.download(), rd.download());
         EXPECT_EQ(counters.download(), std::vector<unsigned>(n_kv, 0));
         for (int h = 0; h < n_head; ++h) {
-          const int kvh = h / group;
-          std::vector<double> sc(len);
-          double mx = -1e300;
-          for (int t = 0; t < len; ++t) {
-            const size_t off = ((size_t(table[t / bt]) * n_kv + kvh) * bt + t % bt) * hd;
-            double s = 0;
-            for (int d = 0; d < hd; ++d) s += double(q[h * hd + d]) * __half2float(keys[off + d]);
-            sc[t] = s * scale;
-            mx = std::max(mx, sc[t]);
-          }
-          double sum = 0;
-          for (double& s : sc) sum += (s = std::exp(s - mx));
-          for (int d = 0; d < hd; ++d) {
-            double a = 0;
-            for (int t = 0; t < len; ++t) {
-              const size_t off = ((size_t(table[t / bt]) * n_kv + kvh) * bt + t % bt) * hd;
-              a += sc[t] * __half2float(values[off + d]);
-            }
-            ASSERT_NEAR(got[h * hd + d], a / sum, 2e-4) << "head " << h << " dim " << d;
-          }
+          const std::vector<double> ref =
+              reference_attention(q.data() + h * hd, keys, values, table.data(), len, h / group, n_kv, hd, bt, scale);
+          for (int d = 0; d < hd; ++d) ASSERT_NEAR(got[h * hd + d], ref[d], 2e-4) << "head " << h << " dim " << d;
         }
       }
 }

@@ -81,6 +81,41 @@ __device__ __forceinline__ void rope_row(float (&v)[D], int lane, bool neox, con
   for (int j = 0; j < D; ++j) v[j] = partner[j];
 }
 
+// The warps' partial softmax states (max m, sum l, accumulator acc per
+// query head of the group) meet in shared memory; then finish(g, d, max,
+// sum, acc) gets each of the group * hd merged outputs, a warp's 32
+// consecutive calls being 32 dimensions of one head (one quant block).
+// Constant indices into the register arrays: a run-time g would put them in
+// local memory.
+template <int kWarps, int D, class Finish>
+__device__ __forceinline__ void merge_warp_states(const float (&m)[kMaxGroup], const float (&l)[kMaxGroup],
+                                                  const float (&acc)[kMaxGroup][D], int group,
+                                                  float (*sm_max)[kMaxGroup], float (*sm_sum)[kMaxGroup],
+                                                  float (*sm_acc)[kMaxGroup][32 * D], Finish&& finish) {
+  constexpr int hd = 32 * D;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+#pragma unroll
+  for (int g = 0; g < kMaxGroup; ++g) {
+    if (g >= group) break;
+    if (lane == 0) sm_max[warp][g] = m[g], sm_sum[warp][g] = l[g];
+#pragma unroll
+    for (int j = 0; j < D; ++j) sm_acc[warp][g][lane * D + j] = acc[g][j];
+  }
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < group * hd; idx += blockDim.x) {
+    const int g = idx / hd, d = idx % hd;
+    float mx = kEmptyMax;
+    for (int w = 0; w < kWarps; ++w) mx = fmaxf(mx, sm_max[w][g]);
+    float sum = 0.0f, a = 0.0f;
+    for (int w = 0; w < kWarps; ++w) {
+      const float f = __expf(sm_max[w][g] - mx);
+      sum += sm_sum[w][g] * f;
+      a += sm_acc[w][g][d] * f;
+    }
+    finish(g, d, mx, sum, a);
+  }
+}
+
 // Grid (entry, kv head, split). Each warp takes every kAttnWarps-th position
 // of the block's range; lane holds dimensions [lane * D, lane * D + D).
 // With rope.k set (one entry), q is the projection before RoPE: the block
@@ -177,26 +212,8 @@ __global__ void __launch_bounds__(kAttnWarps * 32)
     }
   }
 
-  // Merge the warps' partial softmax states (constant indices into the
-  // register arrays: a run-time g would put them in local memory).
-#pragma unroll
-  for (int g = 0; g < kMaxGroup; ++g) {
-    if (g >= group) break;
-    if (lane == 0) sm_max[warp][g] = m[g], sm_sum[warp][g] = l[g];
-#pragma unroll
-    for (int j = 0; j < D; ++j) sm_acc[warp][g][lane * D + j] = acc[g][j];
-  }
-  __syncthreads();
-  for (int idx = threadIdx.x; idx < group * hd; idx += blockDim.x) {
-    const int g = idx / hd, d = idx % hd;
-    float mx = kEmptyMax;
-    for (int w = 0; w < kAttnWarps; ++w) mx = fmaxf(mx, sm_max[w][g]);
-    float sum = 0.0f, a = 0.0f;
-    for (int w = 0; w < kAttnWarps; ++w) {
-      const float f = __expf(sm_max[w][g] - mx);
-      sum += sm_sum[w][g] * f;
-      a += sm_acc[w][g][d] * f;
-    }
+  merge_warp_states<kAttnWarps, D>(m, l, acc, group, sm_max, sm_sum, sm_acc, [&](int g, int d, float mx, float sum,
+                                                                                 float a) {
     const int64_t head = static_cast<int64_t>(e) * n_head + kvh * group + g;
     if (splits == 1) {
       out[head * hd + d] = a / sum;
@@ -207,7 +224,7 @@ __global__ void __launch_bounds__(kAttnWarps * 32)
       if (d == 0) p[0] = mx, p[1] = sum;
       p[2 + d] = a;
     }
-  }
+  });
 }
 
 // Grid (entry, head), one thread per dimension.
@@ -374,26 +391,8 @@ __global__ void __launch_bounds__(kOneWarps * 32)
     }
   }
 
-  // The warps' softmax states meet in shared memory.
-#pragma unroll
-  for (int g = 0; g < kMaxGroup; ++g) {
-    if (g >= group) break;
-    if (lane == 0) sm_max[warp][g] = m[g], sm_sum[warp][g] = l[g];
-#pragma unroll
-    for (int j = 0; j < D; ++j) sm_acc[warp][g][lane * D + j] = acc[g][j];
-  }
-  __syncthreads();
-  // A warp's 32 consecutive idx are 32 dimensions of one head: one quant block.
-  for (int idx = threadIdx.x; idx < group * hd; idx += blockDim.x) {
-    const int g = idx / hd, d = idx % hd;
-    float mx = kEmptyMax;
-    for (int w = 0; w < kOneWarps; ++w) mx = fmaxf(mx, sm_max[w][g]);
-    float sum = 0.0f, a = 0.0f;
-    for (int w = 0; w < kOneWarps; ++w) {
-      const float f = __expf(sm_max[w][g] - mx);
-      sum += sm_sum[w][g] * f;
-      a += sm_acc[w][g][d] * f;
-    }
+  merge_warp_states<kOneWarps, D>(m, l, acc, group, sm_max, sm_sum, sm_acc, [&](int g, int d, float mx, float sum,
+                                                                                float a) {
     const int head = kvh * group + g;
     if (splits == 1) {
       out[head * hd + d] = a / sum;
@@ -403,7 +402,7 @@ __global__ void __launch_bounds__(kOneWarps * 32)
       if (d == 0) p[0] = mx, p[1] = sum;
       p[2 + d] = a;
     }
-  }
+  });
   if (splits == 1) return;
   // The last block of this kv head merges (threadfence reduction: the
   // partials are visible before the counter moves).
