@@ -120,8 +120,41 @@ void expect_reference_logits(const std::string& model_file, const std::string& r
   EXPECT_GT(n, 0);
 }
 
-// Quantized files: the GPU must agree with our CPU path on the same file.
-void expect_matches_cpu(const std::string& model_file, const ContextOptions& o) {
+// got against want: want's top-10 logits within kLogitTol, and want's top-1
+// wherever its top-1/top-2 gap exceeds kTieGap.
+void expect_logits_near(const std::vector<float>& got, const std::vector<float>& want) {
+  ASSERT_EQ(got.size(), want.size());
+  const auto top = top_ids(want, 10);
+  for (int32_t t : top) EXPECT_NEAR(got[t], want[t], kLogitTol) << "token " << t;
+  if (top_gap(want) > kTieGap) {
+    EXPECT_EQ(top_ids(got, 1)[0], top[0]);
+  }
+}
+
+// The last logits of a prompt fed one token per step (the single-token
+// decode path), with FRUGAL_CUDA_ROWS_GEMV set to rows_gemv ("0": the
+// row-owning GEMVs off).
+std::vector<float> stepwise_logits(const Model& m, const std::vector<int32_t>& prompt, const char* rows_gemv) {
+  setenv("FRUGAL_CUDA_ROWS_GEMV", rows_gemv, 1);
+  auto ctx = InferenceContext::create(m, gpu());
+  unsetenv("FRUGAL_CUDA_ROWS_GEMV");
+  EXPECT_TRUE(ctx.ok()) << ctx.status().to_string();
+  if (!ctx.ok()) return {};
+  std::vector<float> logits;
+  for (size_t i = 0; i < prompt.size(); ++i) {
+    BatchEntry e{.seq = 0, .pos = int32_t(i), .token = prompt[i], .want_logits = i + 1 == prompt.size()};
+    Status st = (*ctx)->forward({&e, 1}, logits);
+    EXPECT_TRUE(st.ok()) << st.to_string();
+    if (!st.ok()) return {};
+  }
+  return logits;
+}
+
+// Quantized files: the GPU must agree with our CPU path on the same file,
+// the whole prompt in one step or (stepwise) one token per step -- on files
+// whose layers all have split layouts the row-owning GEMVs with the norms
+// and SwiGLU in their epilogues, and with those turned off.
+void expect_matches_cpu(const std::string& model_file, const ContextOptions& o, bool stepwise = false) {
   const Model* m = load(model_file);
   ASSERT_NE(m, nullptr);
   int n = 0;
@@ -129,12 +162,13 @@ void expect_matches_cpu(const std::string& model_file, const ContextOptions& o) 
     SCOPED_TRACE(p["prompt"].get<std::string>());
     const auto prompt = ids(p["prompt_ids"]);
     const auto want = last_logits(*m, cpu(), prompt);
-    const auto got = last_logits(*m, o, prompt);
-    ASSERT_EQ(got.size(), want.size());
-    const auto top = top_ids(want, 10);
-    for (int32_t t : top) EXPECT_NEAR(got[t], want[t], kLogitTol) << "token " << t;
-    if (top_gap(want) > kTieGap) {
-      EXPECT_EQ(top_ids(got, 1)[0], top[0]);
+    if (!stepwise) {
+      expect_logits_near(last_logits(*m, o, prompt), want);
+    } else {
+      for (const char* rows_gemv : {"1", "0"}) {
+        SCOPED_TRACE(std::string("FRUGAL_CUDA_ROWS_GEMV=") + rows_gemv);
+        expect_logits_near(stepwise_logits(*m, prompt, rows_gemv), want);
+      }
     }
     ++n;
   }
@@ -159,6 +193,16 @@ TEST(CudaModel, TargetQ4_K_MMatchesCpu) { expect_matches_cpu("models/gguf/tiny-l
 TEST(CudaModel, TargetQ4_0MatchesCpu) { expect_matches_cpu("models/gguf/tiny-llama-target-Q4_0.gguf", gpu()); }
 TEST(CudaModel, TargetQ4_K_MSplitMatchesCpu) {
   expect_matches_cpu("models/gguf/tiny-llama-target-Q4_K_M.gguf", gpu(4));
+}
+
+TEST(CudaModel, TargetQ8_0SingleTokenStepsMatchCpu) {
+  expect_matches_cpu("models/gguf/tiny-llama-target-Q8_0.gguf", gpu(), true);
+}
+TEST(CudaModel, TargetQ4_0SingleTokenStepsMatchCpu) {
+  expect_matches_cpu("models/gguf/tiny-llama-target-Q4_0.gguf", gpu(), true);
+}
+TEST(CudaModel, KQuantSingleTokenStepsMatchCpu) {  // Q4_K and Q6_K layers (256-wide rows)
+  expect_matches_cpu("models/gguf/synth-kquant-256-Q4_K_M.gguf", gpu(), true);
 }
 
 // Greedy decoding one token per step (the graph-replayed decode path) equals

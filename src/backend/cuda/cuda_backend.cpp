@@ -310,6 +310,16 @@ class CudaContext final : public DeviceContext {
   // Decode batches (and the fallback for large ones): the GEMVs, fused 8-bit
   // activations, grouped launches.
   Status gemv_layer(const DeviceLayer& w, int layer, int n, int splits);
+  // One token through a layer whose matrices all have split layouts: the
+  // row-owning GEMVs (cuda::gemv_rows*) with the RMSNorms and the SwiGLU in
+  // their epilogues. norm_ready: the previous layer's down GEMV left this
+  // layer's attention-norm quants; next_norm: the next layer's attention
+  // norm weight when it runs this way too (its quants are left for it).
+  bool rows_fusable(const DeviceLayer& w) const;
+  Status rows_layer(const DeviceLayer& w, int layer, int splits, bool norm_ready, const float* next_norm);
+  // rows_layer's q/k/v: one launch per run of matrices of one type and width.
+  Status rows_group(std::initializer_list<std::pair<const DeviceMatrix*, float*>> outs,
+                    const cuda::DeferredNorm& norm);
   // Attention of the step's queries in q_ into attn_ (tiles when the step has them).
   Status attend(int layer, int n, int splits, const cuda::Q8Out& q8, const cuda::RopeIn& rope = {},
                 cuda::Act16Out out16 = {});
@@ -342,6 +352,10 @@ class CudaContext final : public DeviceContext {
   __half* act16_ = nullptr;   // activations converted for cuBLAS
   int8_t* act_q8_ = nullptr;  // 8-bit activation quants for the integer GEMVs
   float* act_q8_scale_ = nullptr;
+  // rows_layer: the deferred RMSNorm quants and the per-block sums of squares
+  // (n_embd / 32) that a residual GEMV leaves for the next GEMV.
+  int8_t* norm_q8_ = nullptr;
+  float *norm_q8_scale_ = nullptr, *norm_sum_sq_ = nullptr;
   __half* wscratch_ = nullptr;  // dequantized weight rows for cuBLAS
   int64_t wscratch_elems_ = 0;
   int max_splits_ = 1;
@@ -390,6 +404,7 @@ class CudaContext final : public DeviceContext {
   bool use_fusion_ = true;
   bool use_rope_attention_ = true;  // FRUGAL_CUDA_ROPE_ATTN=0: RoPE + KV store in their own kernel for one token
   bool use_swiglu_gemv_ = true;  // FRUGAL_CUDA_SWIGLU_GEMV=0: SwiGLU in its own kernel after the gate/up GEMV
+  bool use_rows_gemv_ = true;    // FRUGAL_CUDA_ROWS_GEMV=0: single-token layers as gemv_layer runs them
   StepTimes times_;
 };
 
@@ -414,6 +429,7 @@ Status CudaContext::init(std::shared_ptr<DeviceModel> weights, const ModelDesc& 
   if (const char* g = std::getenv("FRUGAL_CUDA_FUSE"); g && std::strcmp(g, "0") == 0) use_fusion_ = false;
   if (const char* g = std::getenv("FRUGAL_CUDA_SWIGLU_GEMV"); g && std::strcmp(g, "0") == 0) use_swiglu_gemv_ = false;
   if (const char* g = std::getenv("FRUGAL_CUDA_ROPE_ATTN"); g && std::strcmp(g, "0") == 0) use_rope_attention_ = false;
+  if (const char* g = std::getenv("FRUGAL_CUDA_ROWS_GEMV"); g && std::strcmp(g, "0") == 0) use_rows_gemv_ = false;
   use_int8_ = int8_gemv_enabled();
   // 16-bit weights: cuBLAS beats the fp32-activation GEMV from two tokens
   // on (Llama-3-8B BF16 on an H200, ms of kernels per decode step, GEMV /
@@ -464,7 +480,7 @@ Status CudaContext::init(std::shared_ptr<DeviceModel> weights, const ModelDesc& 
   uint64_t total = 2 * align_up(kv_elems * 2) + align_up(n * d * f) + align_up(n * qd * f) * 2 +
                    2 * align_up(n * kvd * f) + align_up(2 * n * md.n_ff * f) + align_up(partial_elems * f) +
                    align_up(uint64_t(md.n_head_kv) * sizeof(unsigned)) + align_up(logits_elems * f) + gemm_bytes +
-                   align_up(wscratch_elems_ * 2) + align_up(q8_elems) + align_up(q8_elems / 32 * f) + step_bytes;
+                   align_up(wscratch_elems_ * 2) + align_up(q8_elems) + align_up(q8_elems / 32 * f) + align_up(d) + 2 * align_up(d / 32 * f) + step_bytes;
   FRUGAL_RETURN_IF_ERROR(arena_.allocate(total, "the GPU KV cache and activation buffers"));
   keys_ = static_cast<__half*>(arena_.take(kv_elems * 2));
   values_ = static_cast<__half*>(arena_.take(kv_elems * 2));
@@ -494,6 +510,9 @@ Status CudaContext::init(std::shared_ptr<DeviceModel> weights, const ModelDesc& 
   }
   act_q8_ = static_cast<int8_t*>(arena_.take(q8_elems));
   act_q8_scale_ = static_cast<float*>(arena_.take(q8_elems / 32 * f));
+  norm_q8_ = static_cast<int8_t*>(arena_.take(d));
+  norm_q8_scale_ = static_cast<float*>(arena_.take(d / 32 * f));
+  norm_sum_sq_ = static_cast<float*>(arena_.take(d / 32 * f));
   CUDA_TRY(cudaHostAlloc(&host_, step_bytes, cudaHostAllocDefault), "pinned staging allocation");
   seq_offset_.assign(o.max_sequences, -1);
   entry_seq_.assign(n, 0);
@@ -524,24 +543,22 @@ bool CudaContext::wants_q8(int n, int64_t cols, std::initializer_list<const Devi
                      [](const DeviceMatrix* w) { return w->split || cuda::int8_gemv_supported(w->type); });
 }
 
-Status CudaContext::matmul_group(std::initializer_list<std::pair<const DeviceMatrix*, float*>> outs, const float* x,
-                                 int n, const Q8Input& xq) {
-  // The grouped kernel is the split-layout one on 8-bit activations or the
-  // fp32-activation one; the GGUF-layout 8-bit kernel (Q5_0) goes alone.
-  auto groupable = [&](const DeviceMatrix& w) {
-    return use_fusion_ && n <= gemv_max_tokens_ &&
-           (w.split ? xq.q != nullptr : !(xq.q != nullptr && cuda::int8_gemv_supported(w.type)));
-  };
-  // Matrices of one type, layout and width go in one launch (a Q4_K_M file
-  // mixes Q4_K q/k with a Q6_K v: two launches).
-  if (outs.size() > 32) return internal_error("matmul_group: more than 32 matrices");
+namespace {
+// Runs of matrices of one type, layout and width among outs (in order of
+// first appearance), for grouped launches: issue(targets, count) per run of
+// matrices that `groupable` accepts, lone(w, y) for each other one. (A
+// Q4_K_M file mixes Q4_K q/k with a Q6_K v: two runs.)
+template <class Groupable, class Issue, class Lone>
+Status for_each_run(std::initializer_list<std::pair<const DeviceMatrix*, float*>> outs, Groupable&& groupable,
+                    Issue&& issue, Lone&& lone) {
+  if (outs.size() > 32) return internal_error("grouped matmul: more than 32 matrices");
   uint32_t done = 0;  // bit i: matrix i issued (no allocation on the step's path)
   const auto* o = outs.begin();
   for (size_t i = 0; i < outs.size(); ++i) {
     if (done >> i & 1u) continue;
     const DeviceMatrix& w = *o[i].first;
     if (!groupable(w)) {
-      FRUGAL_RETURN_IF_ERROR(matmul(w, x, n, o[i].second, false, xq));
+      FRUGAL_RETURN_IF_ERROR(lone(w, o[i].second));
       continue;
     }
     cuda::GemvOutput targets[cuda::kGemvMaxOutputs];
@@ -552,10 +569,39 @@ Status CudaContext::matmul_group(std::initializer_list<std::pair<const DeviceMat
       targets[count++] = {v.data, v.rows, o[j].second};
       done |= 1u << j;
     }
-    FRUGAL_RETURN_IF_ERROR(cuda_status(
-        cuda::gemv_group(w.type, w.split, targets, count, w.cols, x, xq.q, xq.d, n, false, stream_), "grouped GEMV"));
+    FRUGAL_RETURN_IF_ERROR(issue(w, targets, count));
   }
   return Status::Ok();
+}
+}  // namespace
+
+Status CudaContext::matmul_group(std::initializer_list<std::pair<const DeviceMatrix*, float*>> outs, const float* x,
+                                 int n, const Q8Input& xq) {
+  // The grouped kernel is the split-layout one on 8-bit activations or the
+  // fp32-activation one; the GGUF-layout 8-bit kernel (Q5_0) goes alone.
+  auto groupable = [&](const DeviceMatrix& w) {
+    return use_fusion_ && n <= gemv_max_tokens_ &&
+           (w.split ? xq.q != nullptr : !(xq.q != nullptr && cuda::int8_gemv_supported(w.type)));
+  };
+  return for_each_run(
+      outs, groupable,
+      [&](const DeviceMatrix& w, const cuda::GemvOutput* targets, int count) {
+        return cuda_status(
+            cuda::gemv_group(w.type, w.split, targets, count, w.cols, x, xq.q, xq.d, n, false, stream_),
+            "grouped GEMV");
+      },
+      [&](const DeviceMatrix& w, float* y) { return matmul(w, x, n, y, false, xq); });
+}
+
+Status CudaContext::rows_group(std::initializer_list<std::pair<const DeviceMatrix*, float*>> outs,
+                               const cuda::DeferredNorm& norm) {
+  return for_each_run(
+      outs, [](const DeviceMatrix&) { return true; },
+      [&](const DeviceMatrix& w, const cuda::GemvOutput* targets, int count) {
+        return cuda_status(cuda::gemv_rows(w.type, targets, count, w.cols, norm_q8_, norm_q8_scale_, norm, stream_),
+                           "q/k/v GEMV");
+      },
+      [](const DeviceMatrix&, float*) { return Status::Ok(); });
 }
 
 bool CudaContext::swiglu_fusable(const DeviceLayer& w, const Q8Input& xq) const {
@@ -746,10 +792,63 @@ Status CudaContext::gemv_layer(const DeviceLayer& w, int layer, int n, int split
   return matmul(w.w_down, gate_, n, x_, true, xq);
 }
 
+bool CudaContext::rows_fusable(const DeviceLayer& w) const {
+  if (!use_fusion_ || !use_rows_gemv_ || !use_int8_ || n_attn_tiles_ > 0 || md_.n_embd % 32 != 0 ||
+      md_.n_ff % 32 != 0)
+    return false;
+  for (const DeviceMatrix* m : {&w.wq, &w.wk, &w.wv, &w.wo, &w.w_gate, &w.w_up, &w.w_down})
+    if (!m->split) return false;
+  return w.w_gate.type == w.w_up.type && w.w_gate.cols == w.w_up.cols && w.w_gate.rows == md_.n_ff &&
+         w.w_up.rows == md_.n_ff && w.wo.rows == md_.n_embd && w.w_down.rows == md_.n_embd &&
+         w.w_down.cols == md_.n_ff;
+}
+
+Status CudaContext::rows_layer(const DeviceLayer& w, int layer, int splits, bool norm_ready, const float* next_norm) {
+  const int64_t d = md_.n_embd;
+  const cuda::Q8Out norm_q8{norm_q8_, norm_q8_scale_}, act_q8{act_q8_, act_q8_scale_};
+  const cuda::DeferredNorm deferred{norm_sum_sq_, static_cast<int>(d / 32), d, md_.rms_eps};
+  if (!norm_ready)
+    CUDA_TRY(cuda::rmsnorm(x_, w.attn_norm, nullptr, 1, d, md_.rms_eps, h_, stream_, norm_q8), "rmsnorm");
+  FRUGAL_RETURN_IF_ERROR(rows_group({{&w.wq, q_}, {&w.wk, k_}, {&w.wv, v_}}, norm_ready ? deferred
+                                                                                        : cuda::DeferredNorm{}));
+  const bool rope_in_attention = use_rope_attention_ && md_.n_rot == md_.head_dim;
+  if (!rope_in_attention)
+    CUDA_TRY(cuda::rope_and_store_kv(q_, k_, v_, w.bq, w.bk, w.bv, ds_.cos, ds_.sin, 1, md_.n_head, md_.n_rot,
+                                     md_.rope_neox, kv_layout(layer), {ds_.pos, ds_.table_offset, ds_.tables}, stream_),
+             "rope / KV store");
+  const cuda::RopeIn rope = rope_in_attention ? cuda::RopeIn{k_, v_, w.bq, w.bk, w.bv, ds_.cos, ds_.sin, md_.n_rot,
+                                                             md_.rope_neox}
+                                              : cuda::RopeIn{};
+  // Buffers alternate so that no GEMV overwrites its own input: attention
+  // and SwiGLU quants in act_q8_, RMSNorm quants in norm_q8_.
+  FRUGAL_RETURN_IF_ERROR(attend(layer, 1, splits, act_q8, rope));
+  CUDA_TRY(cuda::gemv_rows_residual(w.wo.type, w.wo.data, w.wo.rows, w.wo.cols, act_q8_, act_q8_scale_, x_,
+                                    {w.ffn_norm, norm_q8, norm_sum_sq_}, stream_),
+           "o GEMV + residual");
+  CUDA_TRY(cuda::gemv_rows_swiglu(w.w_gate.type, w.w_gate.data, w.w_up.data, md_.n_ff, w.w_gate.cols, norm_q8_,
+                                  norm_q8_scale_, deferred, act_q8, nullptr, stream_),
+           "gate/up GEMV + SwiGLU");
+  const cuda::NormQuantsOut next =
+      next_norm != nullptr ? cuda::NormQuantsOut{next_norm, norm_q8, norm_sum_sq_} : cuda::NormQuantsOut{};
+  CUDA_TRY(cuda::gemv_rows_residual(w.w_down.type, w.w_down.data, w.w_down.rows, w.w_down.cols, act_q8_,
+                                    act_q8_scale_, x_, next, stream_),
+           "down GEMV + residual");
+  return Status::Ok();
+}
+
 Status CudaContext::run_kernels(int n, int n_out, int splits) {
   const int64_t d = md_.n_embd;
+  bool norm_ready = false;
   for (int l = 0; l < opt_.n_layers; ++l) {
     const DeviceLayer& w = model_->layers[l];
+    if (n == 1 && rows_fusable(w)) {
+      const bool next_rows = l + 1 < opt_.n_layers && rows_fusable(model_->layers[l + 1]);
+      FRUGAL_RETURN_IF_ERROR(
+          rows_layer(w, l, splits, norm_ready, next_rows ? model_->layers[l + 1].attn_norm : nullptr));
+      norm_ready = next_rows;
+      continue;
+    }
+    norm_ready = false;
     FRUGAL_RETURN_IF_ERROR(n > gemv_max_tokens_ && gemm_layer_supported(w) ? gemm_layer(w, l, n, splits)
                                                                            : gemv_layer(w, l, n, splits));
   }

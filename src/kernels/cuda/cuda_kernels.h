@@ -84,12 +84,51 @@ struct Q8Out {
 
 // Single-token gate/up GEMV on fp32 activations with the SwiGLU in its
 // epilogue: hidden[i] = silu(W_gate x)[i] * (W_up x)[i] for i < n_ff (even),
-// the bits of gemv_group + silu_mul for rows of up to 8192 columns. (The
-// 8-bit-activation GEMVs keep SwiGLU apart: quantizing the hidden values in
-// the epilogue needs a 32-value block from 16 blocks, and the cross-block
-// handshake measured slower than the separate kernel on an H200.)
+// the bits of gemv_group + silu_mul for rows of up to 8192 columns. (On
+// 8-bit activations gemv_group's blocks hold 2 hidden values: quantizing
+// them needs a 32-value block from 16 blocks, and a cross-block handshake
+// measured slower than the separate kernel on an H200; gemv_rows_swiglu's
+// blocks hold 32.)
 cudaError_t gemv_swiglu(TensorType type, const void* w_gate, const void* w_up, int64_t n_ff, int64_t cols,
                         const float* x, float* hidden, cudaStream_t stream);
+
+// Single-token GEMVs on 8-bit activations over the split layouts in which
+// each block owns 32 whole output rows (8 warps x 4 rows, a warp's lanes
+// across its rows), so a block holds a whole 32-value activation block of
+// its output and quantizes it for the next matmul itself: a decode layer's
+// RMSNorms and SwiGLU need no kernel of their own.
+//
+// Deferred RMSNorm: a residual GEMV leaves the quants of x * weight -- not
+// yet divided by rms(x): a block's scale absorbs any common factor, so they
+// are the quants of the normalized values up to rounding -- and, per block,
+// the sum of squares of its 32 values of x. The GEMV that reads them scales
+// its row sums by rsqrt(sum of the partials / cols + eps).
+struct DeferredNorm {
+  const float* sum_sq = nullptr;  // `count` partial sums; null: the input needs no scaling
+  int count = 0;
+  int64_t cols = 0;
+  float eps = 0.0f;
+};
+// What a residual GEMV leaves for the next layer's RMSNorm (weight null:
+// nothing, only the residual update).
+struct NormQuantsOut {
+  const float* weight = nullptr;
+  Q8Out q8;
+  float* sum_sq = nullptr;  // rows / 32 partial sums of squares
+};
+// y = r * W a for up to kGemvMaxOutputs matrices of one type and width
+// (q/k/v), r = 1 or the deferred norm's factor.
+cudaError_t gemv_rows(TensorType type, const GemvOutput* outs, int n_outs, int64_t cols, const int8_t* xq,
+                      const float* xd, const DeferredNorm& norm, cudaStream_t stream);
+// x += W a (the o and FFN down projections into the residual stream, rows a
+// multiple of 32), then the next RMSNorm's deferred quants from x.
+cudaError_t gemv_rows_residual(TensorType type, const void* w, int64_t rows, int64_t cols, const int8_t* xq,
+                               const float* xd, float* x, const NormQuantsOut& next, cudaStream_t stream);
+// hidden = silu(r * W_gate a) * (r * W_up a) as 8-bit activations (n_ff a
+// multiple of 32); hidden_f32, when not null, also gets the fp32 values.
+cudaError_t gemv_rows_swiglu(TensorType type, const void* w_gate, const void* w_up, int64_t n_ff, int64_t cols,
+                             const int8_t* xq, const float* xd, const DeferredNorm& norm, Q8Out hidden,
+                             float* hidden_f32, cudaStream_t stream);
 
 // Where a producer kernel also writes its output as the 16-bit activations
 // of a cuBLAS GEMM (bf16 for bf16 weights, else fp16; same layout as the

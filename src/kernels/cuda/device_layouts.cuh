@@ -278,4 +278,16 @@ struct SplitQ6_K {
   }
 };
 
+// Calls fn(F{}) with the split layout of `type`; false when there is none.
+template <class Fn>
+bool with_split_format(TensorType type, Fn&& fn) {
+  switch (type) {
+    case TensorType::kQ4_0: fn(SplitQ4_0{}); return true;
+    case TensorType::kQ8_0: fn(SplitQ8_0{}); return true;
+    case TensorType::kQ4_K: fn(SplitQ4_K{}); return true;
+    case TensorType::kQ6_K: fn(SplitQ6_K{}); return true;
+    default: return false;
+  }
+}
+
 }  // namespace frugal::cuda

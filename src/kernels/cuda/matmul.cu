@@ -477,17 +477,6 @@ bool with_int8_format(TensorType type, Fn&& fn) {
   }
 }
 
-template <class Fn>
-bool with_split_format(TensorType type, Fn&& fn) {
-  switch (type) {
-    case TensorType::kQ4_0: fn(SplitQ4_0{}); return true;
-    case TensorType::kQ8_0: fn(SplitQ8_0{}); return true;
-    case TensorType::kQ4_K: fn(SplitQ4_K{}); return true;
-    case TensorType::kQ6_K: fn(SplitQ6_K{}); return true;
-    default: return false;
-  }
-}
-
 template <class F>
 cudaError_t launch_dequant(const void* w, int64_t rows, int64_t cols, __half* out, cudaStream_t stream) {
   const int64_t row_bytes = cols / F::kElems * F::kBytes;
