@@ -404,7 +404,10 @@ class CudaContext final : public DeviceContext {
   bool use_fusion_ = true;
   bool use_rope_attention_ = true;  // FRUGAL_CUDA_ROPE_ATTN=0: RoPE + KV store in their own kernel for one token
   bool use_swiglu_gemv_ = true;  // FRUGAL_CUDA_SWIGLU_GEMV=0: SwiGLU in its own kernel after the gate/up GEMV
-  bool use_rows_gemv_ = true;    // FRUGAL_CUDA_ROWS_GEMV=0: single-token layers as gemv_layer runs them
+  // FRUGAL_CUDA_ROWS_GEMV=1: single-token layers of split-layout matrices on
+  // rows_layer (five kernels) instead of gemv_layer (eight). Opt-in until its
+  // decode speed has been measured against gemv_layer on the GPU.
+  bool use_rows_gemv_ = false;
   StepTimes times_;
 };
 
@@ -429,7 +432,7 @@ Status CudaContext::init(std::shared_ptr<DeviceModel> weights, const ModelDesc& 
   if (const char* g = std::getenv("FRUGAL_CUDA_FUSE"); g && std::strcmp(g, "0") == 0) use_fusion_ = false;
   if (const char* g = std::getenv("FRUGAL_CUDA_SWIGLU_GEMV"); g && std::strcmp(g, "0") == 0) use_swiglu_gemv_ = false;
   if (const char* g = std::getenv("FRUGAL_CUDA_ROPE_ATTN"); g && std::strcmp(g, "0") == 0) use_rope_attention_ = false;
-  if (const char* g = std::getenv("FRUGAL_CUDA_ROWS_GEMV"); g && std::strcmp(g, "0") == 0) use_rows_gemv_ = false;
+  if (const char* g = std::getenv("FRUGAL_CUDA_ROWS_GEMV")) use_rows_gemv_ = std::strcmp(g, "1") == 0;
   use_int8_ = int8_gemv_enabled();
   // 16-bit weights: cuBLAS beats the fp32-activation GEMV from two tokens
   // on (Llama-3-8B BF16 on an H200, ms of kernels per decode step, GEMV /
@@ -480,7 +483,8 @@ Status CudaContext::init(std::shared_ptr<DeviceModel> weights, const ModelDesc& 
   uint64_t total = 2 * align_up(kv_elems * 2) + align_up(n * d * f) + align_up(n * qd * f) * 2 +
                    2 * align_up(n * kvd * f) + align_up(2 * n * md.n_ff * f) + align_up(partial_elems * f) +
                    align_up(uint64_t(md.n_head_kv) * sizeof(unsigned)) + align_up(logits_elems * f) + gemm_bytes +
-                   align_up(wscratch_elems_ * 2) + align_up(q8_elems) + align_up(q8_elems / 32 * f) + align_up(d) + 2 * align_up(d / 32 * f) + step_bytes;
+                   align_up(wscratch_elems_ * 2) + align_up(q8_elems) + align_up(q8_elems / 32 * f) + align_up(d) +
+                   2 * align_up(d / 32 * f) + step_bytes;
   FRUGAL_RETURN_IF_ERROR(arena_.allocate(total, "the GPU KV cache and activation buffers"));
   keys_ = static_cast<__half*>(arena_.take(kv_elems * 2));
   values_ = static_cast<__half*>(arena_.take(kv_elems * 2));

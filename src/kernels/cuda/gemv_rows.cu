@@ -160,6 +160,7 @@ cudaError_t launch_rows(TensorType type, const RowsTargets& t, unsigned grid, in
   if (row_bytes == 0 || grid == 0 || xq == nullptr || xd == nullptr) return cudaErrorInvalidValue;
   if (in.sum_sq != nullptr && (in.count < 1 || in.cols < 1)) return cudaErrorInvalidValue;
   cudaError_t err = cudaErrorInvalidValue;
+  // FRUGAL_CUDA_ROWS_REGS=80: the one-block-per-SM variant (for comparisons).
   static const bool wide = [] {
     const char* e = std::getenv("FRUGAL_CUDA_ROWS_REGS");
     return e != nullptr && std::strcmp(e, "80") == 0;
