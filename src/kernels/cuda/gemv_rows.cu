@@ -47,8 +47,9 @@ __global__ void __launch_bounds__(kRowsWarps * 32, kStageRegs <= 40 ? 2 : 1)
                      float* __restrict__ hidden_f32) {
   constexpr bool kPaired = kEpi == Epilogue::kSwiGLU;
   constexpr int kWarpRows = kPaired ? 8 : 4;
-  // Units whose loads a lane has in flight per stage (two stages): about
-  // 80 registers of raw weights per stage at most.
+  // Units whose loads a lane has in flight per stage (two stages): at most
+  // kStageRegs registers of raw weights per stage (40: two blocks fit an
+  // SM; 80: one).
   using Raw = typename F::Raw;
   constexpr int kRawRegs = static_cast<int>(sizeof(Raw) / 4);
   constexpr int kFit = kStageRegs / (kWarpRows * kRawRegs);
@@ -99,9 +100,9 @@ __global__ void __launch_bounds__(kRowsWarps * 32, kStageRegs <= 40 ? 2 : 1)
   };
 
   // Two stages of weight loads go out before waiting for the previous
-  // kernel (nothing in a step writes weights); with 4,096 columns that is
-  // the whole row for the 4-row forms. Then one stage is always in flight
-  // while the other is used.
+  // kernel (nothing in a step writes weights); with 4,096 columns of Q4_0
+  // that is the whole row. Then one stage is always in flight while the
+  // other is used.
   Raw stage_a[kAhead][kWarpRows], stage_b[kAhead][kWarpRows];
   load(stage_a, lane);
   load(stage_b, lane + kStep);
