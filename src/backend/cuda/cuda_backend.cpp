@@ -320,6 +320,10 @@ class CudaContext final : public DeviceContext {
   // rows_layer's q/k/v: one launch per run of matrices of one type and width.
   Status rows_group(std::initializer_list<std::pair<const DeviceMatrix*, float*>> outs,
                     const cuda::DeferredNorm& norm);
+  // RoPE and the KV store of the projections in q_ / k_ / v_: for one token
+  // inside the attention kernel (rope is set for attend), else their own
+  // kernel now (rope left empty).
+  Status rope_for_attention(const DeviceLayer& w, int layer, int n, cuda::RopeIn& rope);
   // Attention of the step's queries in q_ into attn_ (tiles when the step has them).
   Status attend(int layer, int n, int splits, const cuda::Q8Out& q8, const cuda::RopeIn& rope = {},
                 cuda::Act16Out out16 = {});
@@ -757,26 +761,30 @@ Status CudaContext::attend(int layer, int n, int splits, const cuda::Q8Out& q8, 
   return Status::Ok();
 }
 
+Status CudaContext::rope_for_attention(const DeviceLayer& w, int layer, int n, cuda::RopeIn& rope) {
+  const bool in_attention =
+      n == 1 && n_attn_tiles_ == 0 && use_fusion_ && use_rope_attention_ && md_.n_rot == md_.head_dim;
+  if (in_attention) {
+    rope = {k_, v_, w.bq, w.bk, w.bv, ds_.cos, ds_.sin, md_.n_rot, md_.rope_neox};
+    return Status::Ok();
+  }
+  rope = {};
+  CUDA_TRY(cuda::rope_and_store_kv(q_, k_, v_, w.bq, w.bk, w.bv, ds_.cos, ds_.sin, n, md_.n_head, md_.n_rot,
+                                   md_.rope_neox, kv_layout(layer), {ds_.pos, ds_.table_offset, ds_.tables}, stream_),
+           "rope / KV store");
+  return Status::Ok();
+}
+
 Status CudaContext::gemv_layer(const DeviceLayer& w, int layer, int n, int splits) {
   const int64_t d = md_.n_embd;
-  const cuda::KvLayout kv = kv_layout(layer);
-  const cuda::BatchDevice batch{ds_.pos, ds_.table_offset, ds_.tables};
   Q8Input xq;
   cuda::Q8Out q8 = q8_target(n, d, {&w.wq, &w.wk, &w.wv});
   CUDA_TRY(cuda::rmsnorm(x_, w.attn_norm, nullptr, n, md_.n_embd, md_.rms_eps, h_, stream_, q8), "rmsnorm");
   FRUGAL_RETURN_IF_ERROR(prepare_q8(h_, n, d, {&w.wq, &w.wk, &w.wv}, xq, q8));
   FRUGAL_RETURN_IF_ERROR(matmul_group({{&w.wq, q_}, {&w.wk, k_}, {&w.wv, v_}}, h_, n, xq));
-  // One token: RoPE and the KV store inside the attention kernel.
-  const bool rope_in_attention =
-      n == 1 && n_attn_tiles_ == 0 && use_fusion_ && use_rope_attention_ && md_.n_rot == md_.head_dim;
-  if (!rope_in_attention)
-    CUDA_TRY(cuda::rope_and_store_kv(q_, k_, v_, w.bq, w.bk, w.bv, ds_.cos, ds_.sin, n, md_.n_head, md_.n_rot,
-                                     md_.rope_neox, kv, batch, stream_),
-             "rope / KV store");
+  cuda::RopeIn rope;
+  FRUGAL_RETURN_IF_ERROR(rope_for_attention(w, layer, n, rope));
   q8 = n_attn_tiles_ > 0 ? cuda::Q8Out{} : q8_target(n, w.wo.cols, {&w.wo});
-  const cuda::RopeIn rope = rope_in_attention ? cuda::RopeIn{k_, v_, w.bq, w.bk, w.bv, ds_.cos, ds_.sin, md_.n_rot,
-                                                             md_.rope_neox}
-                                              : cuda::RopeIn{};
   FRUGAL_RETURN_IF_ERROR(attend(layer, n, splits, q8, rope));
   FRUGAL_RETURN_IF_ERROR(prepare_q8(attn_, n, w.wo.cols, {&w.wo}, xq, q8));
   FRUGAL_RETURN_IF_ERROR(matmul(w.wo, attn_, n, x_, true, xq));
@@ -815,14 +823,8 @@ Status CudaContext::rows_layer(const DeviceLayer& w, int layer, int splits, bool
     CUDA_TRY(cuda::rmsnorm(x_, w.attn_norm, nullptr, 1, d, md_.rms_eps, h_, stream_, norm_q8), "rmsnorm");
   FRUGAL_RETURN_IF_ERROR(rows_group({{&w.wq, q_}, {&w.wk, k_}, {&w.wv, v_}}, norm_ready ? deferred
                                                                                         : cuda::DeferredNorm{}));
-  const bool rope_in_attention = use_rope_attention_ && md_.n_rot == md_.head_dim;
-  if (!rope_in_attention)
-    CUDA_TRY(cuda::rope_and_store_kv(q_, k_, v_, w.bq, w.bk, w.bv, ds_.cos, ds_.sin, 1, md_.n_head, md_.n_rot,
-                                     md_.rope_neox, kv_layout(layer), {ds_.pos, ds_.table_offset, ds_.tables}, stream_),
-             "rope / KV store");
-  const cuda::RopeIn rope = rope_in_attention ? cuda::RopeIn{k_, v_, w.bq, w.bk, w.bv, ds_.cos, ds_.sin, md_.n_rot,
-                                                             md_.rope_neox}
-                                              : cuda::RopeIn{};
+  cuda::RopeIn rope;
+  FRUGAL_RETURN_IF_ERROR(rope_for_attention(w, layer, 1, rope));
   // Buffers alternate so that no GEMV overwrites its own input: attention
   // and SwiGLU quants in act_q8_, RMSNorm quants in norm_q8_.
   FRUGAL_RETURN_IF_ERROR(attend(layer, 1, splits, act_q8, rope));
