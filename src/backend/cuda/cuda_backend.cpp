@@ -408,10 +408,14 @@ class CudaContext final : public DeviceContext {
   bool use_fusion_ = true;
   bool use_rope_attention_ = true;  // FRUGAL_CUDA_ROPE_ATTN=0: RoPE + KV store in their own kernel for one token
   bool use_swiglu_gemv_ = true;  // FRUGAL_CUDA_SWIGLU_GEMV=0: SwiGLU in its own kernel after the gate/up GEMV
-  // FRUGAL_CUDA_ROWS_GEMV=1: single-token layers of split-layout matrices on
-  // rows_layer (five kernels) instead of gemv_layer (eight). Opt-in until its
-  // decode speed has been measured against gemv_layer on the GPU.
-  bool use_rows_gemv_ = false;
+  // Which single-token layers run on rows_layer (five kernels) instead of
+  // gemv_layer (eight). Llama-3-8B on an H100, tg128 tok/s, gemv_layer /
+  // rows_layer: Q8_0 307 / 317, Q4_0 471 / 444, Q4_K_M 412 / 394 -- the
+  // 4-bit rows hold too few bytes per block to hide a block's load latency
+  // with one block an SM. FRUGAL_CUDA_ROWS_GEMV=1: every split-layout layer,
+  // =0: none (for comparisons).
+  enum class RowsGemv { kQ8_0Only, kAll, kNone };
+  RowsGemv rows_gemv_ = RowsGemv::kQ8_0Only;
   StepTimes times_;
 };
 
@@ -436,7 +440,8 @@ Status CudaContext::init(std::shared_ptr<DeviceModel> weights, const ModelDesc& 
   if (const char* g = std::getenv("FRUGAL_CUDA_FUSE"); g && std::strcmp(g, "0") == 0) use_fusion_ = false;
   if (const char* g = std::getenv("FRUGAL_CUDA_SWIGLU_GEMV"); g && std::strcmp(g, "0") == 0) use_swiglu_gemv_ = false;
   if (const char* g = std::getenv("FRUGAL_CUDA_ROPE_ATTN"); g && std::strcmp(g, "0") == 0) use_rope_attention_ = false;
-  if (const char* g = std::getenv("FRUGAL_CUDA_ROWS_GEMV")) use_rows_gemv_ = std::strcmp(g, "1") == 0;
+  if (const char* g = std::getenv("FRUGAL_CUDA_ROWS_GEMV"))
+    rows_gemv_ = std::strcmp(g, "1") == 0 ? RowsGemv::kAll : std::strcmp(g, "0") == 0 ? RowsGemv::kNone : rows_gemv_;
   use_int8_ = int8_gemv_enabled();
   // 16-bit weights: cuBLAS beats the fp32-activation GEMV from two tokens
   // on (Llama-3-8B BF16 on an H200, ms of kernels per decode step, GEMV /
@@ -805,11 +810,11 @@ Status CudaContext::gemv_layer(const DeviceLayer& w, int layer, int n, int split
 }
 
 bool CudaContext::rows_fusable(const DeviceLayer& w) const {
-  if (!use_fusion_ || !use_rows_gemv_ || !use_int8_ || n_attn_tiles_ > 0 || md_.n_embd % 32 != 0 ||
+  if (!use_fusion_ || rows_gemv_ == RowsGemv::kNone || !use_int8_ || n_attn_tiles_ > 0 || md_.n_embd % 32 != 0 ||
       md_.n_ff % 32 != 0)
     return false;
   for (const DeviceMatrix* m : {&w.wq, &w.wk, &w.wv, &w.wo, &w.w_gate, &w.w_up, &w.w_down})
-    if (!m->split) return false;
+    if (!m->split || (rows_gemv_ == RowsGemv::kQ8_0Only && m->type != TensorType::kQ8_0)) return false;
   return w.w_gate.type == w.w_up.type && w.w_gate.cols == w.w_up.cols && w.w_gate.rows == md_.n_ff &&
          w.w_up.rows == md_.n_ff && w.wo.rows == md_.n_embd && w.w_down.rows == md_.n_embd &&
          w.w_down.cols == md_.n_ff;
