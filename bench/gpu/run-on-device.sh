@@ -70,6 +70,8 @@ if stage llama && [ -n "${LLAMA_SRC:-}" ] && [ ! -x "$llama_bench" ]; then
     if [ -f "$LLAMA_SRC" ]; then
       src=$llama_build/src
       mkdir -p "$src" && tar -xJf "$LLAMA_SRC" -C "$src"
+      # A tarball of one top-level folder: build that folder.
+      [ -f "$src/CMakeLists.txt" ] || src=$(dirname "$(ls "$src"/*/CMakeLists.txt | head -1)")
     fi
     gen=()
     command -v ninja >/dev/null && gen=(-G Ninja)

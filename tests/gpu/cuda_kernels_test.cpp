@@ -425,13 +425,13 @@ TEST_P(CudaRope, AttentionWithRopeEqualsRopeThenAttention) {
       // Without counters a split sequence takes the per-entry kernel and the
       // merge launch; with them the one-token kernel merges in its last block.
       const RopeIn rope{dk.ptr, dv.ptr, dbq.ptr, dbk.ptr, dbv.ptr, dc.ptr, ds.ptr, hd, neox};
-      DeviceBuffer<unsigned> counters(std::vector<unsigned>(n_kv, 0));
+      DeviceBuffer<unsigned> counters(std::vector<unsigned>(n_head, 0));
       ASSERT_CUDA(attention(dq.ptr, {kb.ptr, vb.ptr, n_kv, hd, bt}, batch, 1, n_head, scale, splits, partial.ptr,
                             out_b.ptr, nullptr, {}, rope, counters.ptr));
       ASSERT_CUDA(cudaDeviceSynchronize());
       const auto a = out_a.download(), b = out_b.download();
       for (int i = 0; i < qd; ++i) ASSERT_NEAR(b[i], a[i], 1e-5f + 1e-5f * std::abs(a[i])) << "output " << i;
-      EXPECT_EQ(counters.download(), std::vector<unsigned>(n_kv, 0)) << "counters left zeroed";
+      EXPECT_EQ(counters.download(), std::vector<unsigned>(n_head, 0)) << "counters left zeroed";
       const auto kah = ka.download(), kbh = kb.download(), vah = va.download(), vbh = vb.download();
       for (size_t i = 0; i < cache; ++i) {
         ASSERT_NEAR(__half2float(kbh[i]), __half2float(kah[i]), 1e-3f * (1.0f + std::abs(__half2float(kah[i]))))
@@ -598,8 +598,8 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CudaAttention,
                          [](const auto& info) { return attn_case_name(info.param); });
 
 // One token (single-stream decode): the kernel that reads earlier cache
-// rows before its wait, whole and split (merged by the last block of each kv
-// head), against a double-precision softmax; the 8-bit copy of the output
+// rows before its wait, whole and split (merged by the last block of each
+// query head), against a double-precision softmax; the 8-bit copy of the output
 // equals quantizing it afterwards; a second launch over the same counters
 // gives the same output (they are left zeroed, as graph replays need).
 TEST(CudaAttention, OneTokenMatchesReferenceSoftmax) {
@@ -621,7 +621,7 @@ TEST(CudaAttention, OneTokenMatchesReferenceSoftmax) {
         DeviceBuffer<__half> dk(keys), dv(values);
         DeviceBuffer<float> dq(q), out(n_head * hd), again(n_head * hd), partial(n_head * splits * (hd + 2));
         DeviceBuffer<int32_t> dpos(std::vector<int32_t>{pos}), doff(std::vector<int32_t>{0}), dtab(table);
-        DeviceBuffer<unsigned> counters(std::vector<unsigned>(n_kv, 0));
+        DeviceBuffer<unsigned> counters(std::vector<unsigned>(n_head, 0));
         DeviceBuffer<int8_t> fq(n_head * hd), rq(n_head * hd);
         DeviceBuffer<float> fd(n_head * hd / 32), rd(n_head * hd / 32);
         const float scale = 1.0f / std::sqrt(float(hd));
@@ -637,7 +637,7 @@ TEST(CudaAttention, OneTokenMatchesReferenceSoftmax) {
         ASSERT_EQ(again.download(), got);
         ASSERT_EQ(fq.download(), rq.download());
         ASSERT_EQ(fd.download(), rd.download());
-        EXPECT_EQ(counters.download(), std::vector<unsigned>(n_kv, 0));
+        EXPECT_EQ(counters.download(), std::vector<unsigned>(n_head, 0));
         for (int h = 0; h < n_head; ++h) {
           const std::vector<double> ref =
               reference_attention(q.data() + h * hd, keys, values, table.data(), len, h / group, n_kv, hd, bt, scale);

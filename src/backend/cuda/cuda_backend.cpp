@@ -351,7 +351,7 @@ class CudaContext final : public DeviceContext {
   __half *keys_ = nullptr, *values_ = nullptr;
   float *x_ = nullptr, *h_ = nullptr, *q_ = nullptr, *k_ = nullptr, *v_ = nullptr, *attn_ = nullptr;
   float *gate_ = nullptr, *up_ = nullptr, *partial_ = nullptr, *logits_ = nullptr;
-  unsigned* split_counters_ = nullptr;  // one-token attention: n_head_kv counters, zero between launches
+  unsigned* split_counters_ = nullptr;  // one-token attention: n_head counters, zero between launches
   float* qkv_ = nullptr;  // the GEMM path's fused [q | k | v] rows
   __half* act16_ = nullptr;   // activations converted for cuBLAS
   int8_t* act_q8_ = nullptr;  // 8-bit activation quants for the integer GEMVs
@@ -491,7 +491,7 @@ Status CudaContext::init(std::shared_ptr<DeviceModel> weights, const ModelDesc& 
                                         : 0;
   uint64_t total = 2 * align_up(kv_elems * 2) + align_up(n * d * f) + align_up(n * qd * f) * 2 +
                    2 * align_up(n * kvd * f) + align_up(2 * n * md.n_ff * f) + align_up(partial_elems * f) +
-                   align_up(uint64_t(md.n_head_kv) * sizeof(unsigned)) + align_up(logits_elems * f) + gemm_bytes +
+                   align_up(uint64_t(md.n_head) * sizeof(unsigned)) + align_up(logits_elems * f) + gemm_bytes +
                    align_up(wscratch_elems_ * 2) + align_up(q8_elems) + align_up(q8_elems / 32 * f) + align_up(d) +
                    2 * align_up(d / 32 * f) + step_bytes;
   FRUGAL_RETURN_IF_ERROR(arena_.allocate(total, "the GPU KV cache and activation buffers"));
@@ -511,8 +511,8 @@ Status CudaContext::init(std::shared_ptr<DeviceModel> weights, const ModelDesc& 
   up_ = gate_ + n * md.n_ff;
   if (needs_gemm) qkv_ = static_cast<float*>(arena_.take(n * (qd + 2 * kvd) * f));
   partial_ = static_cast<float*>(arena_.take(partial_elems * f));
-  split_counters_ = static_cast<unsigned*>(arena_.take(uint64_t(md.n_head_kv) * sizeof(unsigned)));
-  CUDA_TRY(cudaMemsetAsync(split_counters_, 0, md.n_head_kv * sizeof(unsigned), stream_), "attention counters clear");
+  split_counters_ = static_cast<unsigned*>(arena_.take(uint64_t(md.n_head) * sizeof(unsigned)));
+  CUDA_TRY(cudaMemsetAsync(split_counters_, 0, md.n_head * sizeof(unsigned), stream_), "attention counters clear");
   logits_ = static_cast<float*>(arena_.take(logits_elems * f));
   if (needs_gemm) act16_ = static_cast<__half*>(arena_.take(n * widest * 2));
   wscratch_ = static_cast<__half*>(arena_.take(wscratch_elems_ * 2));

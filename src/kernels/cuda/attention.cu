@@ -15,6 +15,8 @@
 #include "kernels/cuda/cuda_kernels.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <type_traits>
 
 namespace frugal::cuda {
@@ -87,15 +89,15 @@ __device__ __forceinline__ void rope_row(float (&v)[D], int lane, bool neox, con
 // consecutive calls being 32 dimensions of one head (one quant block).
 // Constant indices into the register arrays: a run-time g would put them in
 // local memory.
-template <int kWarps, int D, class Finish>
-__device__ __forceinline__ void merge_warp_states(const float (&m)[kMaxGroup], const float (&l)[kMaxGroup],
-                                                  const float (&acc)[kMaxGroup][D], int group,
-                                                  float (*sm_max)[kMaxGroup], float (*sm_sum)[kMaxGroup],
-                                                  float (*sm_acc)[kMaxGroup][32 * D], Finish&& finish) {
+template <int kWarps, int D, int kHeads, class Finish>
+__device__ __forceinline__ void merge_warp_states(const float (&m)[kHeads], const float (&l)[kHeads],
+                                                  const float (&acc)[kHeads][D], int group,
+                                                  float (*sm_max)[kHeads], float (*sm_sum)[kHeads],
+                                                  float (*sm_acc)[kHeads][32 * D], Finish&& finish) {
   constexpr int hd = 32 * D;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
 #pragma unroll
-  for (int g = 0; g < kMaxGroup; ++g) {
+  for (int g = 0; g < kHeads; ++g) {
     if (g >= group) break;
     if (lane == 0) sm_max[warp][g] = m[g], sm_sum[warp][g] = l[g];
 #pragma unroll
@@ -247,8 +249,13 @@ __global__ void merge_splits_kernel(const float* __restrict__ partial, int split
   if (q8.q) quantize_block32(a / sum, d % 32, q8.q + (head * hd + d) / 32 * 32, q8.d + (head * hd + d) / 32);
 }
 
-// One token (single-stream decode): grid (kv head, split), kOneWarps warps.
-// Everything no kernel of this step writes -- the position and block table
+// One token (single-stream decode): grid (block of kHeads query heads of one
+// kv head, split), kOneWarps warps. One head a block: a kv head's rows are
+// then read by group blocks (from L2 after the first), but a block's chain
+// of dependent steps -- scores, softmax, the warps' merge, the output -- is
+// a group's fraction as long, and that chain, not memory, bounds the kernel
+// (ncu, Llama-3-8B on an H100: 8 blocks of 4 heads, 2 warps a scheduler,
+// one instruction issued per 8.7 cycles). Everything no kernel of this step writes -- the position and block table
 // (uploaded before the step's first kernel) and the cache rows of earlier
 // positions -- is loaded before waiting for the previous kernel (the q/k/v
 // GEMV), so the latency of the table lookups and of the cache rows overlaps
@@ -256,23 +263,25 @@ __global__ void merge_splits_kernel(const float* __restrict__ partial, int split
 // are read. A round is kAttnSplitTokens positions, kOneRows per warp, all
 // scored before the softmax state is updated once (not once per position).
 // With splits > 1 each block leaves its (max, sum, accumulator) in partial
-// and the last block of its kv head to finish (counters[kv head], reset by
-// that block) merges them: no second launch.
+// and the last block of its heads to finish (counters[block], reset by that
+// block) merges them: no second launch.
 constexpr int kOneWarps = 8;
 constexpr int kOneRows = kAttnSplitTokens / kOneWarps;
 
-template <int D>
+template <int D, int kHeads>
 __global__ void __launch_bounds__(kOneWarps * 32)
     attention_one_kernel(const float* __restrict__ q, KvLayout kv, BatchDevice batch, int n_head, float scale,
                          int splits, float* __restrict__ partial, unsigned* __restrict__ counters,
                          float* __restrict__ out, Q8Out q8, RopeIn rope) {
   constexpr int hd = 32 * D;
-  __shared__ float sm_max[kOneWarps][kMaxGroup], sm_sum[kOneWarps][kMaxGroup];
-  __shared__ float sm_acc[kOneWarps][kMaxGroup][hd];
+  __shared__ float sm_max[kOneWarps][kHeads], sm_sum[kOneWarps][kHeads];
+  __shared__ float sm_acc[kOneWarps][kHeads][hd];
   __shared__ bool sm_last;
-  const int kvh = blockIdx.x, split = blockIdx.y;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int group = n_head / kv.n_head_kv;
+  // This block's query heads: [head0, head0 + heads) of kv head kvh.
+  const int heads = min(group, kHeads), slices = group / heads;
+  const int kvh = blockIdx.x / slices, head0 = blockIdx.x * heads, split = blockIdx.y;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int bt = kv.block_tokens;
   const int len = batch.pos[0] + 1, last = len - 1;  // `last` is written in this step
   const int32_t* table = batch.tables + batch.table_offset[0];
@@ -292,14 +301,14 @@ __global__ void __launch_bounds__(kOneWarps * 32)
   }
   pdl_enter();
 
-  float qr[kMaxGroup][D];
+  float qr[kHeads][D];
 #pragma unroll
-  for (int g = 0; g < kMaxGroup; ++g) {
-    const int h = kvh * group + g;
+  for (int g = 0; g < kHeads; ++g) {
+    const int h = head0 + g;
 #pragma unroll
     for (int j = 0; j < D; ++j)
-      qr[g][j] = g < group ? q[h * hd + lane * D + j] + (rope.bq ? rope.bq[h * hd + lane * D + j] : 0.0f) : 0.0f;
-    if (rope.k != nullptr && g < group) rope_row<D>(qr[g], lane, rope.neox, rope.cos, rope.sin);
+      qr[g][j] = g < heads ? q[h * hd + lane * D + j] + (rope.bq ? rope.bq[h * hd + lane * D + j] : 0.0f) : 0.0f;
+    if (rope.k != nullptr && g < heads) rope_row<D>(qr[g], lane, rope.neox, rope.cos, rope.sin);
 #pragma unroll
     for (int j = 0; j < D; ++j) qr[g][j] *= scale;
   }
@@ -321,17 +330,19 @@ __global__ void __launch_bounds__(kOneWarps * 32)
       rope_row<D>(kr, lane, rope.neox, rope.cos, rope.sin);
       k_last.pack(kr);
       v_last.pack(vr);
-      k_last.store(kv.keys + off);
-      v_last.store(kv.values + off);
+      if (head0 == kvh * group) {  // the kv head's first slice stores; every slice uses its own copy
+        k_last.store(kv.keys + off);
+        v_last.store(kv.values + off);
+      }
     } else {
       k_last.load(kv.keys + off);
       v_last.load(kv.values + off);
     }
   }
 
-  float acc[kMaxGroup][D], m[kMaxGroup], l[kMaxGroup];
+  float acc[kHeads][D], m[kHeads], l[kHeads];
 #pragma unroll
-  for (int g = 0; g < kMaxGroup; ++g) {
+  for (int g = 0; g < kHeads; ++g) {
     m[g] = kEmptyMax, l[g] = 0.0f;
 #pragma unroll
     for (int j = 0; j < D; ++j) acc[g][j] = 0.0f;
@@ -347,15 +358,15 @@ __global__ void __launch_bounds__(kOneWarps * 32)
       }
       if (u == u_last) krow[u].bits = k_last.bits, vrow[u].bits = v_last.bits;
     }
-    float s[kOneRows][kMaxGroup];
+    float s[kOneRows][kHeads];
 #pragma unroll
     for (int u = 0; u < kOneRows; ++u) {
       const bool valid = r0 + warp + kOneWarps * u < t_end;
       float kr[D];
       krow[u].to_float(kr);
 #pragma unroll
-      for (int g = 0; g < kMaxGroup; ++g) {
-        if (g >= group) break;
+      for (int g = 0; g < kHeads; ++g) {
+        if (g >= heads) break;
         float dot = 0.0f;
 #pragma unroll
         for (int j = 0; j < D; ++j) dot += qr[g][j] * kr[j];
@@ -364,8 +375,8 @@ __global__ void __launch_bounds__(kOneWarps * 32)
       }
     }
 #pragma unroll
-    for (int g = 0; g < kMaxGroup; ++g) {
-      if (g >= group) break;
+    for (int g = 0; g < kHeads; ++g) {
+      if (g >= heads) break;
       float mr = m[g];
 #pragma unroll
       for (int u = 0; u < kOneRows; ++u) mr = fmaxf(mr, s[u][g]);
@@ -381,8 +392,8 @@ __global__ void __launch_bounds__(kOneWarps * 32)
       float vr[D];
       vrow[u].to_float(vr);
 #pragma unroll
-      for (int g = 0; g < kMaxGroup; ++g) {
-        if (g >= group) break;
+      for (int g = 0; g < kHeads; ++g) {
+        if (g >= heads) break;
         const float p = __expf(s[u][g] - m[g]);
         l[g] += p;
 #pragma unroll
@@ -391,9 +402,9 @@ __global__ void __launch_bounds__(kOneWarps * 32)
     }
   }
 
-  merge_warp_states<kOneWarps, D>(m, l, acc, group, sm_max, sm_sum, sm_acc, [&](int g, int d, float mx, float sum,
+  merge_warp_states<kOneWarps, D>(m, l, acc, heads, sm_max, sm_sum, sm_acc, [&](int g, int d, float mx, float sum,
                                                                                 float a) {
-    const int head = kvh * group + g;
+    const int head = head0 + g;
     if (splits == 1) {
       out[head * hd + d] = a / sum;
       if (q8.q) quantize_block32(a / sum, lane, q8.q + (head * hd + d) / 32 * 32, q8.d + (head * hd + d) / 32);
@@ -408,12 +419,12 @@ __global__ void __launch_bounds__(kOneWarps * 32)
   // partials are visible before the counter moves).
   __threadfence();
   __syncthreads();
-  if (threadIdx.x == 0) sm_last = atomicAdd(counters + kvh, 1u) == static_cast<unsigned>(splits - 1);
+  if (threadIdx.x == 0) sm_last = atomicAdd(counters + blockIdx.x, 1u) == static_cast<unsigned>(splits - 1);
   __syncthreads();
   if (!sm_last) return;
   __threadfence();
-  for (int idx = threadIdx.x; idx < group * hd; idx += blockDim.x) {
-    const int g = idx / hd, d = idx % hd, head = kvh * group + g;
+  for (int idx = threadIdx.x; idx < heads * hd; idx += blockDim.x) {
+    const int g = idx / hd, d = idx % hd, head = head0 + g;
     const float* p = partial + static_cast<int64_t>(head) * splits * (hd + 2);
     float mx = kEmptyMax;
     for (int sp = 0; sp < splits; ++sp) mx = fmaxf(mx, __ldcg(p + sp * (hd + 2)));
@@ -427,14 +438,23 @@ __global__ void __launch_bounds__(kOneWarps * 32)
     out[head * hd + d] = a / sum;
     if (q8.q) quantize_block32(a / sum, lane, q8.q + (head * hd + d) / 32 * 32, q8.d + (head * hd + d) / 32);
   }
-  if (threadIdx.x == 0) counters[kvh] = 0;  // ready for the next launch
+  if (threadIdx.x == 0) counters[blockIdx.x] = 0;  // ready for the next launch
 }
 
 template <int D>
 cudaError_t launch_one(const float* q, const KvLayout& kv, const BatchDevice& batch, int n_head, float scale,
                        int splits, float* partial, unsigned* counters, float* out, Q8Out q8, const RopeIn& rope,
                        cudaStream_t stream) {
-  return launch_kernel(attention_one_kernel<D>, dim3(kv.n_head_kv, splits), kOneWarps * 32, 0, stream, q, kv, batch,
+  // FRUGAL_CUDA_ATTN_GROUP_BLOCKS=1: one block per kv head, all its query
+  // heads (the earlier form, for comparisons).
+  static const bool grouped = [] {
+    const char* e = std::getenv("FRUGAL_CUDA_ATTN_GROUP_BLOCKS");
+    return e != nullptr && std::strcmp(e, "1") == 0;
+  }();
+  if (grouped)
+    return launch_kernel(attention_one_kernel<D, kMaxGroup>, dim3(kv.n_head_kv, splits), kOneWarps * 32, 0, stream, q,
+                         kv, batch, n_head, scale, splits, partial, counters, out, q8, rope);
+  return launch_kernel(attention_one_kernel<D, 1>, dim3(n_head, splits), kOneWarps * 32, 0, stream, q, kv, batch,
                        n_head, scale, splits, partial, counters, out, q8, rope);
 }
 

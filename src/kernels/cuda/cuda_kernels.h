@@ -208,9 +208,10 @@ cudaError_t rope_and_store_kv(float* q, const float* k, const float* v, const fl
 // position) and attends with them, one launch instead of two.
 //
 // One token (head sizes up to 128) takes a kernel that reads the cache rows
-// of earlier positions before waiting for the previous kernel; given
-// split_counters (n_head_kv zeroed values, left zeroed) its last block per kv
-// head also merges the splits, without the second launch.
+// of earlier positions before waiting for the previous kernel, a block per
+// query head and split; given split_counters (n_head zeroed values, left
+// zeroed) the last block of each head also merges the splits, without the
+// second launch.
 struct RopeIn {
   const float* k = nullptr;
   const float* v = nullptr;
