@@ -410,9 +410,10 @@ class CudaContext final : public DeviceContext {
   bool use_swiglu_gemv_ = true;  // FRUGAL_CUDA_SWIGLU_GEMV=0: SwiGLU in its own kernel after the gate/up GEMV
   // Which single-token layers run on rows_layer (five kernels) instead of
   // gemv_layer (eight). Llama-3-8B on an H100, tg128 tok/s, gemv_layer /
-  // rows_layer: Q8_0 307 / 317, Q4_0 471 / 444, Q4_K_M 412 / 394 -- the
-  // 4-bit rows hold too few bytes per block to hide a block's load latency
-  // with one block an SM. FRUGAL_CUDA_ROWS_GEMV=1: every split-layout layer,
+  // rows_layer: Q8_0 307 / 317, Q4_0 471 / 444, Q4_K_M 412 / 394; with
+  // one-head attention blocks Q8_0 328 / 336, Q4_0 527 / 495 -- the 4-bit
+  // rows hold too few bytes per block to hide a block's load latency with
+  // one block an SM. FRUGAL_CUDA_ROWS_GEMV=1: every split-layout layer,
   // =0: none (for comparisons).
   enum class RowsGemv { kQ8_0Only, kAll, kNone };
   RowsGemv rows_gemv_ = RowsGemv::kQ8_0Only;
