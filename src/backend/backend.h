@@ -116,7 +116,19 @@ class Backend {
   virtual Expected<std::unique_ptr<DeviceContext>> create_context(std::shared_ptr<DeviceModel> weights,
                                                                   const ModelDesc& model,
                                                                   const DeviceContextOptions& options) = 0;
+  // The device memory's peak bandwidth in GB/s (the decode roofline), or 0
+  // when the device does not say.
+  virtual double peak_bandwidth_gbps() const { return 0; }
 };
+
+// Peak bandwidth in GB/s of double-data-rate memory from its clock (kHz)
+// and bus width (bits), as a GPU reports them: an H100 SXM's 2,619 MHz and
+// 5,120 bits give 3,352 GB/s (its datasheet: 3.35 TB/s). 0 when either is
+// unknown (not positive).
+inline double memory_bandwidth_gbps(int64_t clock_khz, int64_t bus_bits) {
+  if (clock_khz <= 0 || bus_bits <= 0) return 0;
+  return 2.0 * static_cast<double>(clock_khz) * 1e3 * (static_cast<double>(bus_bits) / 8.0) / 1e9;
+}
 
 // The CUDA backend, or kUnsupported when this build has no CUDA or no GPU
 // is visible.

@@ -15,6 +15,7 @@
 
 #include <cuda_runtime.h>
 
+#include "backend/backend.h"
 #include "frugal/model.h"
 #include "engine/metrics.h"
 #include "engine/scheduler.h"
@@ -522,6 +523,16 @@ TEST(CudaModel, SchedulerGreedyTakesTheDeviceArgmax) {
 
 // With the GPU nearly full, loading fails with a status naming the bytes
 // needed and free instead of crashing.
+// The decode roofline of `frugal bench --device cuda`: a GPU reports its
+// memory clock and bus width (every GPU we target has 300 GB/s to 5 TB/s).
+TEST(CudaBackend, ReportsItsPeakMemoryBandwidth) {
+  auto b = backend::cuda_backend();
+  ASSERT_TRUE(b.ok()) << b.status().to_string();
+  const double gbps = (*b)->peak_bandwidth_gbps();
+  EXPECT_GT(gbps, 250.0);
+  EXPECT_LT(gbps, 6000.0);
+}
+
 TEST(CudaModel, OutOfMemoryIsAStatusWithBytes) {
   auto m = Model::load(shared_path("models/gguf/tiny-llama-target-bf16.gguf"));  // a fresh, not yet uploaded model
   ASSERT_TRUE(m.ok()) << m.status().to_string();

@@ -1,7 +1,8 @@
 // `frugal bench`: prefill (ppN) and decode (tgN) speed, named and measured as
 // llama-bench does (tgN generates N tokens one at a time from an empty
 // context), with the achieved memory bandwidth against the machine's
-// measured read bandwidth (the decode roofline) and prefill GFLOP/s.
+// measured read bandwidth, or the GPU memory's peak with --device cuda (the
+// decode roofline), and prefill GFLOP/s.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -11,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "backend/backend.h"
 #include "cli_commands.h"
 #include "engine/metrics.h"
 #include "engine/scheduler.h"
@@ -36,6 +38,21 @@ struct BenchArgs {
   int batch_prompt = 128, batch_gen = 128;
   int batch_tokens = 0;  // tokens per forward pass of the batched test (0: max(512, parallel))
 };
+
+// The decode roofline's bandwidth: --membw-gbps when given; with every layer
+// on the GPU, the GPU memory's peak (from its clock and bus width); else
+// this machine's measured CPU read bandwidth.
+double roofline_bandwidth_gbps(const BenchArgs& a, const ModelInfo& info, int threads) {
+  if (a.membw_gbps > 0) return a.membw_gbps;
+  if (a.device == "cuda") {
+    const bool all_on_gpu = a.gpu_layers < 0 || a.gpu_layers >= info.n_layer;
+    auto gpu = backend::cuda_backend();
+    const double peak = all_on_gpu && gpu.ok() ? (*gpu)->peak_bandwidth_gbps() : 0;
+    if (peak > 0) return peak;
+    std::fprintf(stderr, "note: the roofline uses this machine's CPU read bandwidth; pass --membw-gbps with the GPU's\n");
+  }
+  return measure_read_bandwidth_gbps(threads, size_t{1} << 30, 3);
+}
 
 struct TestResult {
   std::string test;
@@ -146,9 +163,6 @@ int run(const BenchArgs& a) {
   }
   const Model& m = **model;
   const ModelInfo& info = m.info();
-  if (a.device == "cuda" && a.membw_gbps <= 0)
-    std::fprintf(stderr, "note: the roofline uses this machine's CPU read bandwidth; pass --membw-gbps with the GPU's\n");
-  const double membw = a.membw_gbps > 0 ? a.membw_gbps : measure_read_bandwidth_gbps(threads, size_t{1} << 30, 3);
   const int ctx_len = std::max(16, a.n_prompt + a.n_gen + 1);
   auto ctx = InferenceContext::create(
       m, {.max_sequences = 1, .max_context = ctx_len, .max_batch_tokens = std::max(1, a.n_prompt),
@@ -157,6 +171,7 @@ int run(const BenchArgs& a) {
     std::fprintf(stderr, "error: %s\n", ctx.status().to_string().c_str());
     return 1;
   }
+  const double membw = roofline_bandwidth_gbps(a, info, threads);
   std::mt19937 rng(1234);
   std::uniform_int_distribution<int32_t> tok(0, info.n_vocab - 1);
   std::vector<float> logits;
@@ -255,9 +270,9 @@ int run(const BenchArgs& a) {
     std::printf("]\n");
     return 0;
   }
-  std::printf("model: %s (%s, %.2f GiB, %.2fB params), %d threads, %s kernels, read bandwidth %.1f GB/s\n",
+  std::printf("model: %s (%s, %.2f GiB, %.2fB params), %d threads, %s kernels, %s bandwidth %.1f GB/s\n",
               a.model.c_str(), info.weight_type.c_str(), info.weight_bytes / 1073741824.0,
-              info.n_params / 1e9, threads, kernel_isa_name().c_str(), membw);
+              info.n_params / 1e9, threads, kernel_isa_name().c_str(), a.device == "cuda" ? "memory" : "read", membw);
   std::printf("| test | tok/s (median) | min - max | GB/s | roofline | GFLOP/s |\n");
   std::printf("| --- | ---: | ---: | ---: | ---: | ---: |\n");
   for (const auto& r : results) {

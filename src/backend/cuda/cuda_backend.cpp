@@ -1116,6 +1116,16 @@ class CudaBackend final : public Backend {
     FRUGAL_RETURN_IF_ERROR(ctx->init(std::move(weights), m, o));
     return std::unique_ptr<DeviceContext>(std::move(ctx));
   }
+
+  double peak_bandwidth_gbps() const override {
+    int clock_khz = 0, bus_bits = 0;
+    if (cudaDeviceGetAttribute(&clock_khz, cudaDevAttrMemoryClockRate, 0) != cudaSuccess ||
+        cudaDeviceGetAttribute(&bus_bits, cudaDevAttrGlobalMemoryBusWidth, 0) != cudaSuccess) {
+      (void)cudaGetLastError();  // leave no sticky error for the next CUDA call
+      return 0;
+    }
+    return memory_bandwidth_gbps(clock_khz, bus_bits);
+  }
 };
 
 }  // namespace
