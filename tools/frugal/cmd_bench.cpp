@@ -39,19 +39,23 @@ struct BenchArgs {
   int batch_tokens = 0;  // tokens per forward pass of the batched test (0: max(512, parallel))
 };
 
-// The decode roofline's bandwidth: --membw-gbps when given; with every layer
-// on the GPU, the GPU memory's peak (from its clock and bus width); else
-// this machine's measured CPU read bandwidth.
-double roofline_bandwidth_gbps(const BenchArgs& a, const ModelInfo& info, int threads) {
-  if (a.membw_gbps > 0) return a.membw_gbps;
+// The decode roofline's bandwidth and what it is: --membw-gbps when given;
+// with every layer on the GPU, the GPU memory's peak (from its clock and
+// bus width); else this machine's measured CPU read bandwidth.
+struct Roofline {
+  double gbps = 0;
+  const char* what = "read";
+};
+Roofline roofline_bandwidth(const BenchArgs& a, const ModelInfo& info, int threads) {
+  if (a.membw_gbps > 0) return {a.membw_gbps, "given"};
   if (a.device == "cuda") {
     const bool all_on_gpu = a.gpu_layers < 0 || a.gpu_layers >= info.n_layer;
     auto gpu = backend::cuda_backend();
     const double peak = all_on_gpu && gpu.ok() ? (*gpu)->peak_bandwidth_gbps() : 0;
-    if (peak > 0) return peak;
+    if (peak > 0) return {peak, "GPU memory"};
     std::fprintf(stderr, "note: the roofline uses this machine's CPU read bandwidth; pass --membw-gbps with the GPU's\n");
   }
-  return measure_read_bandwidth_gbps(threads, size_t{1} << 30, 3);
+  return {measure_read_bandwidth_gbps(threads, size_t{1} << 30, 3), "read"};
 }
 
 struct TestResult {
@@ -171,7 +175,8 @@ int run(const BenchArgs& a) {
     std::fprintf(stderr, "error: %s\n", ctx.status().to_string().c_str());
     return 1;
   }
-  const double membw = roofline_bandwidth_gbps(a, info, threads);
+  const Roofline roofline = roofline_bandwidth(a, info, threads);
+  const double membw = roofline.gbps;
   std::mt19937 rng(1234);
   std::uniform_int_distribution<int32_t> tok(0, info.n_vocab - 1);
   std::vector<float> logits;
@@ -272,7 +277,7 @@ int run(const BenchArgs& a) {
   }
   std::printf("model: %s (%s, %.2f GiB, %.2fB params), %d threads, %s kernels, %s bandwidth %.1f GB/s\n",
               a.model.c_str(), info.weight_type.c_str(), info.weight_bytes / 1073741824.0,
-              info.n_params / 1e9, threads, kernel_isa_name().c_str(), a.device == "cuda" ? "memory" : "read", membw);
+              info.n_params / 1e9, threads, kernel_isa_name().c_str(), roofline.what, membw);
   std::printf("| test | tok/s (median) | min - max | GB/s | roofline | GFLOP/s |\n");
   std::printf("| --- | ---: | ---: | ---: | ---: | ---: |\n");
   for (const auto& r : results) {
