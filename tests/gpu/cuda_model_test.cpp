@@ -521,8 +521,6 @@ TEST(CudaModel, SchedulerGreedyTakesTheDeviceArgmax) {
   EXPECT_GT(compared, 0);
 }
 
-// With the GPU nearly full, loading fails with a status naming the bytes
-// needed and free instead of crashing.
 // The decode roofline of `frugal bench --device cuda`: a GPU reports its
 // memory clock and bus width (every GPU we target has 300 GB/s to 5 TB/s).
 TEST(CudaBackend, ReportsItsPeakMemoryBandwidth) {
@@ -533,6 +531,8 @@ TEST(CudaBackend, ReportsItsPeakMemoryBandwidth) {
   EXPECT_LT(gbps, 6000.0);
 }
 
+// With the GPU nearly full, loading fails with a status naming the bytes
+// needed and free instead of crashing.
 TEST(CudaModel, OutOfMemoryIsAStatusWithBytes) {
   auto m = Model::load(shared_path("models/gguf/tiny-llama-target-bf16.gguf"));  // a fresh, not yet uploaded model
   ASSERT_TRUE(m.ok()) << m.status().to_string();
