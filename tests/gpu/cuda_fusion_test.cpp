@@ -185,6 +185,56 @@ TEST_P(CudaGroupedGemv, EqualsOneGemvPerMatrix) {
             cudaSuccess);
 }
 
+// One token over matrices of two split layouts in one launch (a Q4_K_M
+// layer's Q4_K q / k and Q6_K v) gives the bits of one GEMV per matrix.
+TEST(CudaGroupedGemvTwoTypes, EqualsOneGemvPerMatrix) {
+  const int64_t heights[kGemvMaxOutputs] = {45, 13, 6};
+  const int64_t cols = int64_t{17} * 256;
+  DeviceBuffer<float> dx(random_floats(cols, 77));
+  DeviceBuffer<int8_t> xq(cols);
+  DeviceBuffer<float> xd(cols / 32);
+  ASSERT_CUDA(quantize_activations_q8(dx.ptr, 1, cols, xq.ptr, xd.ptr, nullptr));
+  const std::pair<TensorType, TensorType> pairs[] = {{TensorType::kQ4_K, TensorType::kQ6_K},
+                                                     {TensorType::kQ6_K, TensorType::kQ4_K},
+                                                     {TensorType::kQ4_0, TensorType::kQ8_0}};
+  for (const auto& [type_a, type_b] : pairs)
+    for (int n_a : {1, 2}) {
+      SCOPED_TRACE(std::string(tensor_type_name(type_a)) + " x" + std::to_string(n_a) + ", then " +
+                   std::string(tensor_type_name(type_b)));
+      std::vector<DeviceBuffer<uint8_t>> weights;
+      std::vector<std::vector<float>> lone;
+      std::vector<DeviceBuffer<float>> grouped;
+      GemvOutput outs[kGemvMaxOutputs];
+      for (int m = 0; m < kGemvMaxOutputs; ++m) {
+        const TensorType type = m < n_a ? type_a : type_b;
+        weights.emplace_back(weight_rows(type, true, heights[m], cols, 60 + m));
+        DeviceBuffer<float> y(heights[m]);
+        ASSERT_CUDA(gemv_int8_split(type, weights[m].ptr, heights[m], cols, xq.ptr, xd.ptr, 1, y.ptr, false, nullptr));
+        ASSERT_CUDA(cudaDeviceSynchronize());
+        lone.push_back(y.download());
+        grouped.emplace_back(std::vector<float>(heights[m], std::nanf("")));
+      }
+      for (int m = 0; m < kGemvMaxOutputs; ++m) outs[m] = {weights[m].ptr, heights[m], grouped[m].ptr};
+      ASSERT_CUDA(gemv_group_split2(type_a, n_a, type_b, outs, kGemvMaxOutputs, cols, xq.ptr, xd.ptr, nullptr));
+      ASSERT_CUDA(cudaDeviceSynchronize());
+      for (int m = 0; m < kGemvMaxOutputs; ++m) expect_same_bits(grouped[m].download(), lone[m], "grouped GEMV output");
+      EXPECT_NE(gemv_group_split2(type_a, 0, type_b, outs, kGemvMaxOutputs, cols, xq.ptr, xd.ptr, nullptr), cudaSuccess)
+          << "no matrix of the first type";
+      EXPECT_NE(gemv_group_split2(type_a, kGemvMaxOutputs, type_b, outs, kGemvMaxOutputs, cols, xq.ptr, xd.ptr, nullptr),
+                cudaSuccess)
+          << "no matrix of the second type";
+      EXPECT_NE(gemv_group_split2(type_a, n_a, type_b, outs, kGemvMaxOutputs, 33 * 256, xq.ptr, xd.ptr, nullptr),
+                cudaSuccess)
+          << "wide rows";
+      EXPECT_NE(gemv_group_split2(type_a, n_a, type_a, outs, kGemvMaxOutputs, cols, xq.ptr, xd.ptr, nullptr),
+                cudaSuccess)
+          << "one type";
+    }
+  EXPECT_NE(gemv_group_split2(TensorType::kBF16, 1, TensorType::kQ6_K, nullptr, 2, cols, xq.ptr, xd.ptr, nullptr),
+            cudaSuccess)
+      << "no split layout";
+}
+
 // The single-token gate/up GEMV on fp32 activations with the SwiGLU in its
 // epilogue gives the bits of the grouped GEMV followed by silu_mul.
 TEST(CudaFusion, SwiGluEpilogueEqualsGemvThenSiluMul) {

@@ -407,6 +407,7 @@ class CudaContext final : public DeviceContext {
   // quantization launch (for comparisons).
   bool use_fusion_ = true;
   bool use_rope_attention_ = true;  // FRUGAL_CUDA_ROPE_ATTN=0: RoPE + KV store in their own kernel for one token
+  bool use_mixed_group_ = true;     // FRUGAL_CUDA_MIXED_GROUP=0: one launch per weight type of a q/k/v group
   bool use_swiglu_gemv_ = true;  // FRUGAL_CUDA_SWIGLU_GEMV=0: SwiGLU in its own kernel after the gate/up GEMV
   // Which single-token layers run on rows_layer (five kernels) instead of
   // gemv_layer (eight). Llama-3-8B on an H100, tg128 tok/s, gemv_layer /
@@ -441,6 +442,7 @@ Status CudaContext::init(std::shared_ptr<DeviceModel> weights, const ModelDesc& 
   if (const char* g = std::getenv("FRUGAL_CUDA_FUSE"); g && std::strcmp(g, "0") == 0) use_fusion_ = false;
   if (const char* g = std::getenv("FRUGAL_CUDA_SWIGLU_GEMV"); g && std::strcmp(g, "0") == 0) use_swiglu_gemv_ = false;
   if (const char* g = std::getenv("FRUGAL_CUDA_ROPE_ATTN"); g && std::strcmp(g, "0") == 0) use_rope_attention_ = false;
+  if (const char* g = std::getenv("FRUGAL_CUDA_MIXED_GROUP"); g && std::strcmp(g, "0") == 0) use_mixed_group_ = false;
   if (const char* g = std::getenv("FRUGAL_CUDA_ROWS_GEMV"))
     rows_gemv_ = std::strcmp(g, "1") == 0 ? RowsGemv::kAll : std::strcmp(g, "0") == 0 ? RowsGemv::kNone : rows_gemv_;
   use_int8_ = int8_gemv_enabled();
@@ -597,6 +599,26 @@ Status CudaContext::matmul_group(std::initializer_list<std::pair<const DeviceMat
     return use_fusion_ && n <= gemv_max_tokens_ &&
            (w.split ? xq.q != nullptr : !(xq.q != nullptr && cuda::int8_gemv_supported(w.type)));
   };
+  if (n == 1 && use_mixed_group_ && outs.size() <= cuda::kGemvMaxOutputs && groupable(*outs.begin()->first)) {
+    // One token over split layouts of exactly two types, type A's matrices
+    // before type B's (Q4_K q / k, Q6_K v): one launch.
+    const auto* o = outs.begin();
+    const DeviceMatrix& first = *o[0].first;
+    const int count = static_cast<int>(outs.size());
+    int n_a = 0;
+    while (n_a < count && o[n_a].first->type == first.type) ++n_a;
+    bool mixed = n_a < count && first.cols <= 8192;
+    cuda::GemvOutput targets[cuda::kGemvMaxOutputs];
+    for (int i = 0; i < count && mixed; ++i) {
+      const DeviceMatrix& m = *o[i].first;
+      mixed = m.split && m.cols == first.cols && (i < n_a || m.type == o[n_a].first->type);
+      targets[i] = {m.data, m.rows, o[i].second};
+    }
+    if (mixed)
+      return cuda_status(cuda::gemv_group_split2(first.type, n_a, o[n_a].first->type, targets, count, first.cols,
+                                                 xq.q, xq.d, stream_),
+                         "grouped GEMV (two types)");
+  }
   return for_each_run(
       outs, groupable,
       [&](const DeviceMatrix& w, const cuda::GemvOutput* targets, int count) {

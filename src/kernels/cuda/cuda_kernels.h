@@ -75,6 +75,13 @@ cudaError_t gemv_group(TensorType type, bool split, const GemvOutput* outs, int 
                        const float* x, const int8_t* xq, const float* xd, int n_tokens, bool accumulate,
                        cudaStream_t stream);
 
+// One token, split layouts of two types in one launch: outs[0, n_a) of
+// type_a, outs[n_a, n_outs) of type_b, each row computed as
+// gemv_int8_split() computes it (cols <= 8192). A Q4_K_M layer's Q4_K q / k
+// and Q6_K v go in one launch instead of two.
+cudaError_t gemv_group_split2(TensorType type_a, int n_a, TensorType type_b, const GemvOutput* outs, int n_outs,
+                              int64_t cols, const int8_t* xq, const float* xd, cudaStream_t stream);
+
 // Where a producer kernel also writes its output as 8-bit activations (the
 // layout of quantize_activations_q8, bit-identical quants); null: not wanted.
 struct Q8Out {

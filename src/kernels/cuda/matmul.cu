@@ -4,6 +4,7 @@
 // feeds cuBLAS for large batches.
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cuda_kernels.h"
@@ -259,9 +260,9 @@ __global__ void quantize_act_kernel(const float* __restrict__ x, int64_t n_block
 }
 
 template <class F, int kMaxTokens, int kRows>
-__global__ void __launch_bounds__(kGemvWarps * 32)
-    gemv_int8_split_kernel(GemvTargets targets, int64_t cols, int64_t row_bytes, const int8_t* __restrict__ xq,
-                           const float* __restrict__ xd, int n_tokens, bool accumulate) {
+__device__ __forceinline__ void gemv_int8_split_body(const GemvTargets& targets, int64_t cols, int64_t row_bytes,
+                                                     const int8_t* __restrict__ xq, const float* __restrict__ xd,
+                                                     int n_tokens, bool accumulate) {
   constexpr int kThreads = kGemvWarps * 32;
   const int tid = threadIdx.x;
   const uint8_t* row[kRows];
@@ -321,6 +322,29 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
     add_units(raw, base);
   }
   store_row_sums<kMaxTokens, kRows>(sum, rows, r0, n_tokens, y, accumulate);
+}
+
+template <class F, int kMaxTokens, int kRows>
+__global__ void __launch_bounds__(kGemvWarps * 32)
+    gemv_int8_split_kernel(GemvTargets targets, int64_t cols, int64_t row_bytes, const int8_t* __restrict__ xq,
+                           const float* __restrict__ xd, int n_tokens, bool accumulate) {
+  gemv_int8_split_body<F, kMaxTokens, kRows>(targets, cols, row_bytes, xq, xd, n_tokens, accumulate);
+}
+
+// One token, matrices of two split layouts in one launch: blocks before
+// b_first compute the FA matrices, the others the FB ones (a Q4_K_M layer's
+// Q4_K q / k with its Q6_K v: one launch boundary fewer). Registers are
+// capped at six blocks per SM (80, what the lone Q6_K kernel uses): the
+// larger of the two bodies would otherwise set them (94 for Q4_K + Q6_K, 64
+// for Q4_K alone) and cut the Q4_K blocks in flight.
+template <class FA, class FB, int kRows>
+__global__ void __launch_bounds__(kGemvWarps * 32, 6)
+    gemv_int8_split2_kernel(GemvTargets targets, unsigned b_first, int64_t cols, int64_t row_bytes_a,
+                            int64_t row_bytes_b, const int8_t* __restrict__ xq, const float* __restrict__ xd) {
+  if (blockIdx.x < b_first)
+    gemv_int8_split_body<FA, 1, kRows>(targets, cols, row_bytes_a, xq, xd, 1, false);
+  else
+    gemv_int8_split_body<FB, 1, kRows>(targets, cols, row_bytes_b, xq, xd, 1, false);
 }
 
 // One thread per 8-weight group of a device layout (coalesced stores, as
@@ -606,6 +630,33 @@ bool repack_split_rows(TensorType type, const void* src, int64_t rows, int64_t c
       F::repack_row(static_cast<const uint8_t*>(src) + r * in_row, cols, static_cast<uint8_t*>(dst) + r * out_row);
   });
   return true;
+}
+
+cudaError_t gemv_group_split2(TensorType type_a, int n_a, TensorType type_b, const GemvOutput* outs, int n_outs,
+                              int64_t cols, const int8_t* xq, const float* xd, cudaStream_t stream) {
+  const uint64_t row_bytes_a = split_row_bytes(type_a, cols), row_bytes_b = split_row_bytes(type_b, cols);
+  if (n_a < 1 || n_a >= n_outs || n_outs > kGemvMaxOutputs || cols <= 0 || cols > kWideRowCols || row_bytes_a == 0 ||
+      row_bytes_b == 0 || xq == nullptr || xd == nullptr)
+    return cudaErrorInvalidValue;
+  for (int m = 0; m < n_outs; ++m)
+    if (outs[m].rows < 1) return cudaErrorInvalidValue;
+  cudaError_t err = cudaErrorInvalidValue;
+  with_split_format(type_a, [&](auto fa) {
+    with_split_format(type_b, [&](auto fb) {
+      if constexpr (!std::is_same_v<decltype(fa), decltype(fb)>) {  // one type: gemv_group
+        // Rows per block as the single-token launch of narrow rows (wide
+        // rows, the FFN down matrix, never come in a group).
+        constexpr int kRows = 4;
+        unsigned grid;
+        const GemvArgs a{outs, n_outs, cols, 0, nullptr, xq, xd, 1, false};
+        const GemvTargets t = gemv_targets(a, kRows, grid);
+        err = launch_kernel(gemv_int8_split2_kernel<decltype(fa), decltype(fb), kRows>, grid, kGemvWarps * 32, 0,
+                            stream, t, t.first_block[n_a], cols, static_cast<int64_t>(row_bytes_a),
+                            static_cast<int64_t>(row_bytes_b), xq, xd);
+      }
+    });
+  });
+  return err;
 }
 
 cudaError_t gemv_int8_split(TensorType type, const void* w, int64_t rows, int64_t cols, const int8_t* xq,
