@@ -2,7 +2,7 @@
 # Installs the Debian packages frugal builds and tests with, when missing.
 set -euo pipefail
 pkgs=(cmake ninja-build g++ pkg-config libpcre2-dev nlohmann-json3-dev libcli11-dev
-      libgtest-dev libgmock-dev clang-14 libclang-rt-14-dev libcpp-httplib-dev prometheus)
+      libgtest-dev libgmock-dev clang-14 libclang-rt-14-dev libcpp-httplib-dev prometheus python3)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -24,7 +24,11 @@
 #   MEMBW_GBPS   roofline bandwidth (default 4300: measured device-to-device
 #                copy bandwidth of an H200); BENCH_REPS (default 3)
 #   MODEL_DIR    synthesized models (default build/bench-models)
-#   SHARED_DIR   models/refs for the tests (default carry/shared)
+#   SHARED_DIR   models/refs for the tests (default carry/shared): a copy of
+#                ../shared's files, or parts from `bench/gpu/shared-pack.py
+#                pack ../shared carry/shared` (~112 MB in four parts; carry
+#                the parts over several calls: they are restored into
+#                build/shared and add up there while the machine stays warm)
 # llama.cpp's CUDA build takes ~5 min on 16 cores; synthesis ~1 min per type;
 # each bench ~30 s per engine and type: two 10-minute calls hold it all.
 set -euo pipefail
@@ -44,6 +48,10 @@ shared=${SHARED_DIR:-$root/carry/shared}
 llama_build=${LLAMA_BUILD:-$root/build/llama}
 llama_bench=$llama_build/build/bin/llama-bench
 mkdir -p "$models" bench/results
+if compgen -G "$shared/manifest.json" >/dev/null || compgen -G "$shared/part-*/manifest.json" >/dev/null; then
+  python3 bench/gpu/shared-pack.py unpack "$shared" "$root/build/shared"
+  shared=$root/build/shared
+fi
 
 if [ -n "${FRUGAL_BIN_DIR:-}" ]; then
   export LD_LIBRARY_PATH=$FRUGAL_BIN_DIR/../lib:${LD_LIBRARY_PATH:-}
