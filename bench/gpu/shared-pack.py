@@ -55,6 +55,8 @@ def pack(shared, outdir, part_mb, globs):
                    if os.path.isfile(p)})
     if not rels:
         sys.exit(f"shared-pack: no files under {shared} match {' '.join(globs)}")
+    if glob.glob(os.path.join(outdir, "part-*")):
+        sys.exit(f"shared-pack: {outdir} already holds parts; remove them first")
     with concurrent.futures.ProcessPoolExecutor() as pool:
         packed = list(pool.map(compress, [(shared, r) for r in rels]))
     budget = int(part_mb * 1e6)
@@ -106,6 +108,8 @@ def unpack(parts, dest):
         files = json.load(f)["files"]
     restored = skipped = absent = 0
     for rel, entry in sorted(files.items()):
+        if os.path.isabs(rel) or ".." in rel.split("/"):
+            sys.exit(f"shared-pack: the manifest names {rel}, outside the destination")
         target = os.path.join(dest, rel)
         if os.path.isfile(target) and os.path.getsize(target) == entry["size"] and \
                 sha256(read_bytes(target)) == entry["sha256"]:

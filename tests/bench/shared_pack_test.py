@@ -111,6 +111,11 @@ class SharedPack(unittest.TestCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("more than a part", r.stderr)
 
+    def test_packing_over_old_parts_is_refused(self):
+        r = run("pack", self.shared, self.out)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("already holds parts", r.stderr)
+
     def test_no_manifest_is_a_clear_error(self):
         r = run("unpack", self.shared, os.path.join(self.tmp, "dest"))
         self.assertNotEqual(r.returncode, 0)
