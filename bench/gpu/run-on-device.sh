@@ -26,9 +26,11 @@
 #   MODEL_DIR    synthesized models (default build/bench-models)
 #   SHARED_DIR   models/refs for the tests (default carry/shared): a copy of
 #                ../shared's files, or parts from `bench/gpu/shared-pack.py
-#                pack ../shared carry/shared` (~112 MB in four parts; carry
-#                the parts over several calls: they are restored into
-#                build/shared and add up there while the machine stays warm)
+#                pack --exclude models/gguf/tiny-llama-target-Q8_0.gguf
+#                ../shared carry/shared` (~90 MB in three parts; carry the
+#                parts over several calls: they are restored into
+#                build/shared and add up there while the machine stays warm;
+#                the Q8_0 target comes from the project's models/)
 # llama.cpp's CUDA build takes ~5 min on 16 cores; synthesis ~1 min per type;
 # each bench ~30 s per engine and type: two 10-minute calls hold it all.
 set -euo pipefail
@@ -51,6 +53,9 @@ mkdir -p "$models" bench/results
 if compgen -G "$shared/manifest.json" >/dev/null || compgen -G "$shared/part-*/manifest.json" >/dev/null; then
   python3 bench/gpu/shared-pack.py unpack "$shared" "$root/build/shared"
   shared=$root/build/shared
+  for f in models/*.gguf; do  # the demo model the tree carries is a shared file too
+    [ -e "$shared/models/gguf/$(basename "$f")" ] || cp "$f" "$shared/models/gguf/"
+  done
 fi
 
 if [ -n "${FRUGAL_BIN_DIR:-}" ]; then

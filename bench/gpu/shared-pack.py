@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Carries the shared test files to the GPU machine in parts that fit a device call's carry limit.
 
-  shared-pack.py pack SHARED OUTDIR [--part-mb 33] [GLOB...]   # here: OUTDIR/part-1, part-2, ...
+  shared-pack.py pack SHARED OUTDIR [--part-mb 33] [--exclude GLOB]... [GLOB...]   # OUTDIR/part-1, part-2...
   shared-pack.py unpack PARTS DEST                              # there: PARTS is one part or their folder
 
 The GPU tests read ~130 MB of models, references and text (~112 MB compressed); one call carries 64 MiB
@@ -50,9 +50,10 @@ def compress(args):
     return rel, len(data), sha256(data), {k: lzma.compress(v, preset=6) for k, v in streams.items()}
 
 
-def pack(shared, outdir, part_mb, globs):
+def pack(shared, outdir, part_mb, globs, excludes):
     rels = sorted({os.path.relpath(p, shared) for g in globs for p in glob.glob(os.path.join(shared, g))
-                   if os.path.isfile(p)})
+                   if os.path.isfile(p)} - {os.path.relpath(p, shared) for g in excludes
+                                             for p in glob.glob(os.path.join(shared, g))})
     if not rels:
         sys.exit(f"shared-pack: no files under {shared} match {' '.join(globs)}")
     if glob.glob(os.path.join(outdir, "part-*")):
@@ -143,13 +144,15 @@ def main():
     p.add_argument("shared")
     p.add_argument("outdir")
     p.add_argument("--part-mb", type=float, default=33.0)
+    p.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                   help="leave these out (e.g. the Q8_0 target, which the project tree carries)")
     p.add_argument("globs", nargs="*", default=DEFAULT_GLOBS)
     u = sub.add_parser("unpack")
     u.add_argument("parts")
     u.add_argument("dest")
     a = ap.parse_args()
     if a.cmd == "pack":
-        pack(a.shared, a.outdir, a.part_mb, a.globs)
+        pack(a.shared, a.outdir, a.part_mb, a.globs, a.exclude)
     else:
         unpack(a.parts, a.dest)
 

@@ -111,6 +111,16 @@ class SharedPack(unittest.TestCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("more than a part", r.stderr)
 
+    def test_excluded_files_stay_out(self):
+        out = os.path.join(self.tmp, "fewer")
+        r = run("pack", self.shared, out, "--part-mb", "0.25", "--exclude", "models/gguf/*bf16*", "--exclude",
+                "refs/*")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        dest = os.path.join(self.tmp, "dest")
+        self.assertEqual(run("unpack", out, dest).returncode, 0)
+        self.assertEqual(sorted(self.read_back(dest)), sorted(
+            rel for rel in self.files if not rel.endswith("bf16.gguf") and not rel.startswith("refs/")))
+
     def test_packing_over_old_parts_is_refused(self):
         r = run("pack", self.shared, self.out)
         self.assertNotEqual(r.returncode, 0)
