@@ -3,8 +3,8 @@
 // memory roofline. Weights rotate over copies several times the L2 so every
 // launch streams from HBM; launches are replayed from a CUDA graph, with
 // programmatic launch as the backend uses it, so launch gaps are as in a
-// decode step. The kernel shape is chosen by the environment
-// (FRUGAL_CUDA_GEMV1, FRUGAL_CUDA_WIDE_ROWS): run it once per setting.
+// decode step. Rows per block of the wide (FFN down) launches follow
+// FRUGAL_CUDA_WIDE_ROWS: run it once per setting.
 //
 //   frugal_gemv_bench [--membw-gbps 4300] [--reps 20] [TYPE...]
 //   TYPE: bf16 q8_0 q4_0 q4_k q6_k (default: all)
@@ -85,9 +85,9 @@ int main(int argc, char** argv) {
   cudaDeviceProp prop{};
   if (!check(cudaGetDeviceProperties(&prop, 0), "device")) return 1;
   cuda::set_programmatic_launch(prop.major >= 9);
-  const char* shape_env = std::getenv("FRUGAL_CUDA_GEMV1");
-  std::printf("# %s, GEMV1=%s, roofline %.0f GB/s, median of %d graph replays\n", prop.name,
-              shape_env ? shape_env : "block", membw_gbps, reps);
+  const char* wide = std::getenv("FRUGAL_CUDA_WIDE_ROWS");
+  std::printf("# %s, wide rows a block: %s, roofline %.0f GB/s, median of %d graph replays\n", prop.name,
+              wide ? wide : "default", membw_gbps, reps);
   std::printf("%-5s %-8s %10s %10s %8s\n", "type", "matrix", "us", "GB/s", "roofline");
   std::mt19937_64 rng(7);
   cudaStream_t stream;
