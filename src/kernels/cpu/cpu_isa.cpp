@@ -46,6 +46,10 @@ struct State {
     detected = detect();
     for (int i = 0; i <= static_cast<int>(detected); ++i) tables[i] = build(static_cast<CpuIsa>(i));
     active = detected;
+#if defined(__x86_64__)
+    g_weight_prefetch = !__builtin_cpu_is("amd");
+#endif
+    if (const char* env = std::getenv("FRUGAL_CPU_PREFETCH")) g_weight_prefetch = std::strcmp(env, "0") != 0;
     if (const char* env = std::getenv("FRUGAL_CPU_ISA")) {
       CpuIsa want = detected;
       if (!std::strcmp(env, "generic")) want = CpuIsa::kGeneric;
@@ -62,6 +66,8 @@ State& state() {
 }
 
 }  // namespace
+
+bool g_weight_prefetch = true;
 
 std::string_view isa_name(CpuIsa isa) {
   switch (isa) {
@@ -80,6 +86,16 @@ bool set_isa(CpuIsa isa) {
   if (isa > s.detected) return false;
   s.active = isa;
   return true;
+}
+
+bool weight_prefetch() {
+  state();
+  return g_weight_prefetch;
+}
+
+void set_weight_prefetch(bool on) {
+  state();
+  g_weight_prefetch = on;
 }
 
 const KernelTable& kernel_table() {

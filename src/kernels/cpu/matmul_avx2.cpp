@@ -44,7 +44,7 @@ inline void float_tile(const uint8_t* const* wrow, const float* x, int64_t K, fl
   for (; k + 8 * U <= K; k += 8 * U) {
     if constexpr (T == 1)
       if ((k * L::kBytes) % 64 == 0)
-        for (int r = 0; r < R; ++r) prefetch_ahead(wrow[r] + k * L::kBytes, 64);
+        for (int r = 0; r < R; ++r) prefetch_next_tile(wrow[r], R * K * L::kBytes, k * L::kBytes);
     for (int u = 0; u < U; ++u) {
       __m256 xv[T];
       for (int t = 0; t < T; ++t) xv[t] = _mm256_loadu_ps(x + t * K + k + 8 * u);

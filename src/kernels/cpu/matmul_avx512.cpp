@@ -43,7 +43,7 @@ inline void float_tile512(const uint8_t* const* wrow, const float* x, int64_t K,
   int64_t k = 0;
   for (; k + 16 * U <= K; k += 16 * U) {
     if constexpr (T == 1)
-      for (int r = 0; r < R; ++r) avx2::prefetch_ahead(wrow[r] + k * L::kBytes, 16 * U * L::kBytes);
+      for (int r = 0; r < R; ++r) avx2::prefetch_next_tile(wrow[r], R * K * L::kBytes, k * L::kBytes, 16 * U * L::kBytes);
     for (int u = 0; u < U; ++u) {
       __m512 xv[T];
       for (int t = 0; t < T; ++t) xv[t] = _mm512_loadu_ps(x + t * K + k + 16 * u);

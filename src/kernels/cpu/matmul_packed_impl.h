@@ -47,6 +47,38 @@ inline void store_rows(float* out, __m256 v, int n) {
   }
 }
 
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+// Q4_0, one token, dpbusd: the low and the high nibbles sum into separate
+// registers and consecutive blocks into separate accumulators, so no
+// dependency chain is longer than 4 dpbusd (q4_0x8_tile<true, 1> chains 8
+// per block and one FMA per block); 6% more bytes per second in L2 on a
+// Zen 4 core. Same integers; the fp32 sums are added in another order.
+inline void q4_0x8_gemv_vnni(const PackQ4_0x8* P, const ActQ8* a, int64_t nb, float* out, int n_rows) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  auto block = [&](int64_t b) {
+    const PackQ4_0x8& p = P[b];
+    prefetch_ahead(&p, sizeof(p));
+    const int8_t* aq = a[b].qs;
+    __m256i s0 = _mm256_setzero_si256(), s1 = s0;
+    for (int v = 0; v < 4; ++v) {
+      const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.qs + 32 * v));
+      s0 = _mm256_dpbusd_epi32(s0, _mm256_and_si256(raw, m4), bcast4(aq + 4 * v));
+      s1 = _mm256_dpbusd_epi32(s1, _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4), bcast4(aq + 16 + 4 * v));
+    }
+    const __m256i s = _mm256_sub_epi32(_mm256_add_epi32(s0, s1), _mm256_set1_epi32(8 * a[b].sum));
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(row_scales(p.d), _mm256_set1_ps(a[b].d)));
+  };
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2) {
+    acc0 = _mm256_add_ps(acc0, block(b));
+    acc1 = _mm256_add_ps(acc1, block(b + 1));
+  }
+  if (b < nb) acc0 = _mm256_add_ps(acc0, block(b));
+  store_rows(out, _mm256_add_ps(acc0, acc1), n_rows);
+}
+#endif
+
 // Q4_0: unsigned nibbles u = q + 8 times the activations, then subtract
 // 8 * sum(a) per block (ActQ8::sum). Without VNNI the int16 maddubs results
 // of a whole block are summed before widening: each is at most
@@ -54,6 +86,9 @@ inline void store_rows(float* out, __m256 v, int n) {
 template <bool kVnni, int T>
 inline void q4_0x8_tile(const PackQ4_0x8* P, const ActQ8* const* arow, int64_t nb, float* out,
                         int64_t out_stride, int n_rows) {
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+  if constexpr (kVnni && T == 1) return q4_0x8_gemv_vnni(P, arow[0], nb, out, n_rows);
+#endif
   __m256 acc[T];
   for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
   const __m256i m4 = _mm256_set1_epi8(0x0F);
@@ -192,9 +227,58 @@ void gemm_packed(const WeightMatrix& w, const void* act, int64_t n_tokens, float
 // short loop after the quants. The pairs come from `sums32` (per token, 8
 // int16 per block, made once per call by sums32_of) so that the
 // broadcast is a load, not scalar arithmetic repeated for every row group.
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+// Q4_K, one token, dpbusd: with a single token few registers are live, so
+// each chunk's 256 bytes of quants are loaded once and both nibble halves
+// (sub-blocks 2c and 2c + 1) go through dpbusd in the same pass, each half
+// into two accumulators so that consecutive dpbusd do not wait on each
+// other. Same integers as q4_kx8_tile<true, 1>, 24% more bytes per second
+// with the weights in L2 on a Zen 4 core (`frugal_kernel_bench --gemv-mb`).
+inline void q4_kx8_gemv_vnni(const PackQ4_Kx8* P, const quant::BlockQ8_K* a, const int16_t* sums32, int64_t nb,
+                             float* out, int n_rows) {
+  __m256 acc = _mm256_setzero_ps();
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  for (int64_t b = 0; b < nb; ++b) {
+    const PackQ4_Kx8& p = P[b];
+    prefetch_ahead(&p, sizeof(p));
+    __m256i isum = _mm256_setzero_si256();
+    for (int c = 0; c < 4; ++c) {
+      const int8_t* aq = a[b].qs + 64 * c;
+      __m256i lo0 = _mm256_setzero_si256(), lo1 = lo0, hi0 = lo0, hi1 = lo0;
+      for (int v = 0; v < 8; v += 2) {
+        const __m256i r0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.qs[c][v]));
+        const __m256i r1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.qs[c][v + 1]));
+        lo0 = _mm256_dpbusd_epi32(lo0, _mm256_and_si256(r0, m4), bcast4(aq + 4 * v));
+        hi0 = _mm256_dpbusd_epi32(hi0, _mm256_and_si256(_mm256_srli_epi16(r0, 4), m4), bcast4(aq + 32 + 4 * v));
+        lo1 = _mm256_dpbusd_epi32(lo1, _mm256_and_si256(r1, m4), bcast4(aq + 4 * v + 4));
+        hi1 = _mm256_dpbusd_epi32(hi1, _mm256_and_si256(_mm256_srli_epi16(r1, 4), m4), bcast4(aq + 36 + 4 * v));
+      }
+      const __m256i sc_lo = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p.scales[2 * c])));
+      const __m256i sc_hi =
+          _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p.scales[2 * c + 1])));
+      isum = _mm256_add_epi32(isum, _mm256_add_epi32(_mm256_mullo_epi32(_mm256_add_epi32(lo0, lo1), sc_lo),
+                                                     _mm256_mullo_epi32(_mm256_add_epi32(hi0, hi1), sc_hi)));
+    }
+    const int16_t* pairs = sums32 + 8 * b;
+    __m256i msum = _mm256_setzero_si256();
+    for (int c = 0; c < 4; ++c) {
+      const __m256i mn = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p.mins[c])));
+      msum = _mm256_add_epi32(msum, _mm256_madd_epi16(mn, bcast4(reinterpret_cast<const int8_t*>(pairs + 2 * c))));
+    }
+    const __m256 ad = _mm256_set1_ps(a[b].d);
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(row_scales(p.d), ad), acc);
+    acc = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(msum), _mm256_mul_ps(row_scales(p.dmin), ad), acc);
+  }
+  store_rows(out, acc, n_rows);
+}
+#endif
+
 template <bool kVnni, int T>
 inline void q4_kx8_tile(const PackQ4_Kx8* P, const quant::BlockQ8_K* const* arow, const int16_t* const* sums32,
                         int64_t nb, float* out, int64_t out_stride, int n_rows) {
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+  if constexpr (kVnni && T == 1) return q4_kx8_gemv_vnni(P, arow[0], sums32[0], nb, out, n_rows);
+#endif
   __m256 acc[T];
   for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
   const __m256i m4 = _mm256_set1_epi8(0x0F);

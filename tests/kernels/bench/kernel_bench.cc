@@ -1,9 +1,12 @@
 // frugal_kernel_bench: GEMV and GEMM throughput of matmul() per weight type
 // on every ISA this CPU supports (or the one named by --isa).
 //   frugal_kernel_bench [--threads N] [--isa generic|avx2|avx512] [--tokens N] [--no-pack] [--type T] [--cpu-time]
+//                       [--gemv-mb MB]
 // Weights go through prepare_weight() as the model's do (repacked layouts
 // where the ISA has them) unless --no-pack.
-// GEMV reports GB/s of weight bytes streamed; GEMM reports GFLOP/s
+// --gemv-mb sizes the GEMV matrix (default 4096 x 4096, which the L3 of a
+// server CPU holds for 4-bit types) so that it streams from DRAM as a
+// model's decode does. GEMV reports GB/s of weight bytes streamed; GEMM reports GFLOP/s
 // (2 * rows * cols * tokens per call). Not a test: timings vary by machine.
 #include <algorithm>
 #include <chrono>
@@ -58,10 +61,15 @@ std::vector<uint8_t> make_weights(TensorType type, int64_t rows, int64_t cols) {
   std::vector<float> row(cols);
   const size_t rs = quant::row_size(type, cols);
   std::vector<uint8_t> q(rs * rows);
-  for (int64_t r = 0; r < rows; ++r) {
+  // Past 4,096 distinct rows the matrix repeats them: the bytes streamed are
+  // what matters, and quantizing hundreds of MB would dominate the run.
+  const int64_t distinct = std::min<int64_t>(rows, 4096);
+  for (int64_t r = 0; r < distinct; ++r) {
     for (auto& v : row) v = nd(rng);
     (void)quant::quantize_row(type, row.data(), q.data() + r * rs, cols);
   }
+  for (int64_t r = distinct; r < rows; r += distinct)
+    std::memcpy(q.data() + r * rs, q.data(), static_cast<size_t>(std::min(distinct, rows - r)) * rs);
   return q;
 }
 
@@ -73,6 +81,7 @@ int main(int argc, char** argv) {
   std::string only_isa;
   bool pack = true;
   std::string only_type;
+  double gemv_mb = 0;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) threads = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--isa") && i + 1 < argc) only_isa = argv[++i];
@@ -80,8 +89,10 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--no-pack")) pack = false;
     else if (!std::strcmp(argv[i], "--cpu-time")) g_cpu_time = true;
     else if (!std::strcmp(argv[i], "--type") && i + 1 < argc) only_type = argv[++i];
+    else if (!std::strcmp(argv[i], "--gemv-mb") && i + 1 < argc) gemv_mb = std::atof(argv[++i]);
     else {
-      std::fprintf(stderr, "usage: %s [--threads N] [--isa generic|avx2|avx512] [--tokens N] [--no-pack] [--type T] [--cpu-time]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--threads N] [--isa generic|avx2|avx512] [--tokens N] [--no-pack] [--type T] [--cpu-time] [--gemv-mb MB]\n",
+                   argv[0]);
       return 2;
     }
   }
@@ -91,10 +102,11 @@ int main(int argc, char** argv) {
                               TensorType::kQ4_0, TensorType::kQ4_1, TensorType::kQ5_0, TensorType::kQ5_1,
                               TensorType::kQ4_K, TensorType::kQ5_K, TensorType::kQ6_K};
   // GEMV: a matrix larger than the caches, so it measures streaming.
-  const int64_t gv_rows = 4096, gv_cols = 4096;
+  const int64_t gv_rows_default = 4096, gv_cols = 4096;
   // GEMM: shaped like a small model's FFN (weights fit in L2/L3).
   const int64_t gm_rows = 1024, gm_cols = 1024;
-  std::printf("threads=%d  GEMV %lldx%lld  GEMM %lldx%lld x %lld tokens\n", pool.size(), (long long)gv_rows,
+  const std::string gv_shape = gemv_mb > 0 ? std::to_string(static_cast<int>(gemv_mb)) + " MB" : "4096 rows";
+  std::printf("threads=%d  GEMV %s x %lld  GEMM %lldx%lld x %lld tokens\n", pool.size(), gv_shape.c_str(),
               (long long)gv_cols, (long long)gm_rows, (long long)gm_cols, (long long)gemm_tokens);
   std::printf("%-8s %-6s %12s %12s %14s\n", "isa", "type", "GEMV GB/s", "GEMV GFLOP/s", "GEMM GFLOP/s");
   std::mt19937 rng(2);
@@ -102,7 +114,7 @@ int main(int argc, char** argv) {
   std::vector<float> xv(gv_cols), xm(gm_cols * gemm_tokens);
   for (auto& v : xv) v = nd(rng);
   for (auto& v : xm) v = nd(rng);
-  std::vector<float> outv(gv_rows), outm(gm_rows * gemm_tokens);
+  std::vector<float> outv(gv_rows_default), outm(gm_rows * gemm_tokens);
   MatmulScratch scratch;
   scratch.reserve(std::max<int64_t>(gemm_tokens, 1), std::max(gv_cols, gm_cols));
   for (int isa_i = 0; isa_i <= static_cast<int>(detected_isa()); ++isa_i) {
@@ -111,6 +123,11 @@ int main(int argc, char** argv) {
     set_isa(isa);
     for (TensorType type : types) {
       if (!only_type.empty() && only_type != tensor_type_name(type)) continue;
+      // Rows for --gemv-mb at this type's row size, whole 8-row groups.
+      const int64_t rows_for_mb =
+          static_cast<int64_t>(gemv_mb * 1e6 / static_cast<double>(quant::row_size(type, gv_cols))) / 8 * 8;
+      const int64_t gv_rows = gemv_mb > 0 ? std::max<int64_t>(8, rows_for_mb) : gv_rows_default;
+      if (static_cast<int64_t>(outv.size()) < gv_rows) outv.resize(gv_rows);
       const auto wv_data = make_weights(type, gv_rows, gv_cols);
       const auto wm_data = make_weights(type, gm_rows, gm_cols);
       WeightMatrix wv{type, wv_data.data(), gv_rows, gv_cols};
