@@ -425,6 +425,38 @@ TEST(Matmul, ActivationQuantizersMatchAcrossIsas) {
   }
 }
 
+// Software prefetch (on or off by CPU vendor, cpu_isa.h) only moves data
+// between cache levels: single-token GEMVs give the same bits either way and
+// stay within the reference tolerance, on every ISA and layout.
+TEST(Matmul, WeightPrefetchLeavesResultsUnchanged) {
+  IsaGuard guard;
+  const bool saved = weight_prefetch();
+  ThreadPool pool(2);
+  uint32_t seed = 500;
+  for (TensorType type : {TensorType::kF16, TensorType::kBF16, TensorType::kQ8_0, TensorType::kQ4_0,
+                          TensorType::kQ4_K, TensorType::kQ6_K}) {
+    const int64_t rows = 77, cols = 1024;  // 77: a partial row tile and a partial 8-row group
+    const Problem p = make_problem(type, rows, cols, 1, seed++);
+    for (const auto& [layout, w] : weight_variants({type, p.wq.data(), rows, cols})) {
+      for (CpuIsa isa : available_isas()) {
+        ASSERT_TRUE(set_isa(isa));
+        std::vector<float> out[2];
+        for (int on = 0; on < 2; ++on) {
+          set_weight_prefetch(on == 1);
+          EXPECT_EQ(weight_prefetch(), on == 1);
+          MatmulScratch scratch;
+          out[on].assign(rows, NAN);
+          matmul(w, p.x.data(), 1, out[on].data(), pool, scratch);
+        }
+        const std::string what = std::string(tensor_type_name(type)) + " " + layout + " " + std::string(isa_name(isa));
+        check(p, out[1], what + " prefetch on");
+        EXPECT_EQ(0, std::memcmp(out[0].data(), out[1].data(), rows * sizeof(float))) << what;
+      }
+    }
+  }
+  set_weight_prefetch(saved);
+}
+
 TEST(CpuIsa, SetIsaRefusesUnsupported) {
   IsaGuard guard;
   EXPECT_TRUE(set_isa(CpuIsa::kGeneric));

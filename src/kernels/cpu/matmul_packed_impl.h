@@ -210,23 +210,6 @@ void gemm_packed(const WeightMatrix& w, const void* act, int64_t n_tokens, float
   }
 }
 
-// Q4_K: per sub-block the 8 maddubs of unsigned nibbles x activations are
-// summed in int16 (bounded as for Q4_0), then one madd against the row
-// scales (each repeated in both int16 halves of its lane) applies the 6-bit
-// scale while widening. With VNNI the 8 slices go through dpbusd into an
-// int32 sub-block sum (at most 32 * 15 * 127) and one mullo applies the
-// scale: 8 instructions fewer per sub-block, the same integers. The low and
-// the high nibbles of a chunk (sub-blocks 2c and 2c + 1) are two passes over
-// the same 256 bytes rather than one:
-// with 16 vector registers, T = 4 tokens of int16 sums for both sub-blocks
-// plus the int32 and fp32 accumulators do not fit and the compiler spills
-// in the innermost loop; reloading the quants costs one load per vector.
-// The mins need sum(min_j * bsum_j), which does not touch the quants: with
-// (min 2p, min 2p+1) as an int16 pair per row, one madd against the
-// broadcast pair of 32-element activation sums covers two sub-blocks, in a
-// short loop after the quants. The pairs come from `sums32` (per token, 8
-// int16 per block, made once per call by sums32_of) so that the
-// broadcast is a load, not scalar arithmetic repeated for every row group.
 #if defined(__AVX512VNNI__) && defined(__AVX512VL__)
 // Q4_K, one token, dpbusd: with a single token few registers are live, so
 // each chunk's 256 bytes of quants are loaded once and both nibble halves
@@ -273,6 +256,23 @@ inline void q4_kx8_gemv_vnni(const PackQ4_Kx8* P, const quant::BlockQ8_K* a, con
 }
 #endif
 
+// Q4_K: per sub-block the 8 maddubs of unsigned nibbles x activations are
+// summed in int16 (bounded as for Q4_0), then one madd against the row
+// scales (each repeated in both int16 halves of its lane) applies the 6-bit
+// scale while widening. With VNNI the 8 slices go through dpbusd into an
+// int32 sub-block sum (at most 32 * 15 * 127) and one mullo applies the
+// scale: 8 instructions fewer per sub-block, the same integers. The low and
+// the high nibbles of a chunk (sub-blocks 2c and 2c + 1) are two passes over
+// the same 256 bytes rather than one:
+// with 16 vector registers, T = 4 tokens of int16 sums for both sub-blocks
+// plus the int32 and fp32 accumulators do not fit and the compiler spills
+// in the innermost loop; reloading the quants costs one load per vector.
+// The mins need sum(min_j * bsum_j), which does not touch the quants: with
+// (min 2p, min 2p+1) as an int16 pair per row, one madd against the
+// broadcast pair of 32-element activation sums covers two sub-blocks, in a
+// short loop after the quants. The pairs come from `sums32` (per token, 8
+// int16 per block, made once per call by sums32_of) so that the
+// broadcast is a load, not scalar arithmetic repeated for every row group.
 template <bool kVnni, int T>
 inline void q4_kx8_tile(const PackQ4_Kx8* P, const quant::BlockQ8_K* const* arow, const int16_t* const* sums32,
                         int64_t nb, float* out, int64_t out_stride, int n_rows) {

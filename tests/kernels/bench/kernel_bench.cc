@@ -106,7 +106,8 @@ int main(int argc, char** argv) {
   // GEMM: shaped like a small model's FFN (weights fit in L2/L3).
   const int64_t gm_rows = 1024, gm_cols = 1024;
   const std::string gv_shape = gemv_mb > 0 ? std::to_string(static_cast<int>(gemv_mb)) + " MB" : "4096 rows";
-  std::printf("threads=%d  GEMV %s x %lld  GEMM %lldx%lld x %lld tokens\n", pool.size(), gv_shape.c_str(),
+  std::printf("threads=%d  weight prefetch %s  GEMV %s x %lld  GEMM %lldx%lld x %lld tokens\n", pool.size(),
+              weight_prefetch() ? "on" : "off", gv_shape.c_str(),
               (long long)gv_cols, (long long)gm_rows, (long long)gm_cols, (long long)gemm_tokens);
   std::printf("%-8s %-6s %12s %12s %14s\n", "isa", "type", "GEMV GB/s", "GEMV GFLOP/s", "GEMM GFLOP/s");
   std::mt19937 rng(2);
