@@ -34,7 +34,8 @@ struct Load512BF16 {
 
 template <class L, int R, int T>
 inline void float_tile512(const uint8_t* const* wrow, const float* x, int64_t K, float* out, int64_t out_stride) {
-  // A single token gets two accumulator sets to keep enough FMAs in flight.
+  // A single token (the last tile of an odd batch; one-token calls go to
+  // gemv_float512) gets two accumulator sets to keep enough FMAs in flight.
   constexpr int U = T == 1 ? 2 : 1;
   __m512 acc[U][R][T];
   for (int u = 0; u < U; ++u)
@@ -42,8 +43,6 @@ inline void float_tile512(const uint8_t* const* wrow, const float* x, int64_t K,
       for (int t = 0; t < T; ++t) acc[u][r][t] = _mm512_setzero_ps();
   int64_t k = 0;
   for (; k + 16 * U <= K; k += 16 * U) {
-    if constexpr (T == 1)
-      for (int r = 0; r < R; ++r) avx2::prefetch_next_tile(wrow[r], R * K * L::kBytes, k * L::kBytes, 16 * U * L::kBytes);
     for (int u = 0; u < U; ++u) {
       __m512 xv[T];
       for (int t = 0; t < T; ++t) xv[t] = _mm512_loadu_ps(x + t * K + k + 16 * u);
@@ -80,6 +79,31 @@ inline void float_tile512_t(const uint8_t* const* w, const float* x, int64_t K, 
   }
 }
 
+// One token: a row at a time, so each thread reads its rows as one
+// sequential stream, with no software prefetch. For weights mapped from the
+// model file this streamed 5% (scarce bandwidth) to 9% (plentiful) more fp16
+// bytes per second than 4-row tiles prefetching the next tile into L2, and
+// 11-16% more for bf16, on a Zen 4 EPYC with 2 threads (tiles were ahead
+// only for weights in anonymous memory, by 4%). The model's fp16/bf16
+// weights are file mappings.
+template <class L>
+void gemv_float512(const uint8_t* base, size_t row_bytes, const float* x, int64_t K, float* out, int64_t r0,
+                   int64_t r1) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* w = base + r * row_bytes;
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    int64_t k = 0;
+    for (; k + 64 <= K; k += 64)
+      for (int u = 0; u < 4; ++u)
+        acc[u] = _mm512_fmadd_ps(L::load(w + (k + 16 * u) * L::kBytes), _mm512_loadu_ps(x + k + 16 * u), acc[u]);
+    for (; k < K; k += 16) {
+      const __mmask16 m = K - k >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (K - k)) - 1);
+      acc[0] = _mm512_fmadd_ps(L::load(w + k * L::kBytes, m), _mm512_maskz_loadu_ps(m, x + k), acc[0]);
+    }
+    out[r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+  }
+}
+
 template <class L>
 void gemm_float512(const WeightMatrix& w, const void* act, int64_t n_tokens, float* out, int64_t r0, int64_t r1) {
   constexpr int kR = 4, kT = 4;
@@ -87,6 +111,7 @@ void gemm_float512(const WeightMatrix& w, const void* act, int64_t n_tokens, flo
   const int64_t K = w.cols;
   const size_t row_bytes = static_cast<size_t>(K) * L::kBytes;
   const auto* base = static_cast<const uint8_t*>(w.data);
+  if (n_tokens == 1) return gemv_float512<L>(base, row_bytes, x, K, out, r0, r1);
   const int64_t panel = panel_rows(row_bytes, kR);
   for (int64_t p0 = r0; p0 < r1; p0 += panel) {
     const int64_t p1 = std::min(r1, p0 + panel);
